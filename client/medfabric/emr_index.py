@@ -1,0 +1,38 @@
+"""The emr_index contract seen from the client: typed calls, JSON in and out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .gateway import Network
+
+CHAINCODE_NAME = "medfabric"
+CONTRACT_NAME = "emr_index"
+
+
+class EmrIndex:
+    """Index entries of EMRs on one channel.
+
+        >>> index = EmrIndex(gateway.get_network("public"))
+        >>> index.put({"record_id": "rec-1", ...})["version"]
+        1
+    """
+
+    def __init__(self, network: Network, chaincode_name: str = CHAINCODE_NAME):
+        self._contract = network.get_contract(chaincode_name, CONTRACT_NAME)
+
+    def put(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Record a new index entry; returns it as stored (owner, times, version added)."""
+        payload = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+        return json.loads(self._contract.submit_transaction("PutRecord", payload))
+
+    def get(self, record_id: str) -> dict[str, Any]:
+        return json.loads(self._contract.evaluate_transaction("GetRecord", record_id))
+
+    def list_by_patient(self, patient: str, page_size: int = 0, bookmark: str = "") -> dict[str, Any]:
+        """One page of a patient's entries: {"records": [...], "bookmark": "..."}."""
+        result = self._contract.evaluate_transaction(
+            "ListRecordsByPatient", patient, str(page_size), bookmark
+        )
+        return json.loads(result)

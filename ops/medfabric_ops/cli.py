@@ -1,0 +1,299 @@
+"""`medfabric network ...` (and `python -m medfabric_ops ...`): the consortium's life cycle.
+
+The client's `medfabric` command loads the `network` group from the
+entry-point group "medfabric.cli", so the client never imports ops. Errors
+are one line on stderr and a non-zero exit; a failing node or Fabric command
+adds the last lines of its log below that line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from medfabric.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.topology import Topology, TopologyError, load_topology
+
+from . import compose, render
+from . import network as native
+from .binaries import (
+    FABRIC_COMMANDS,
+    BinariesError,
+    FabricBinaries,
+    FabricCommandError,
+    build_binaries,
+    find_binaries,
+)
+from .channel import ChannelError
+from .crypto_material import CryptoMaterialError
+from .lifecycle import DeployError
+from .osnadmin import OSNAdminError
+from .process import ProcessError, Supervisor
+
+_EXPECTED_ERRORS = (TopologyError, BinariesError, CryptoMaterialError, FabricCommandError, ProcessError,
+                    OSNAdminError, ChannelError, DeployError, native.NetworkError, OSError)
+_ERRORS_WITH_LOG_TAIL = (ProcessError, FabricCommandError)
+_SOURCES = {"FABRIC_BIN": "from $FABRIC_BIN", "cache": "cached", "build": "built from ops/fabric"}
+COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"  # its volumes are relative to the project root
+
+
+class _OneLineErrors(click.Group):
+    """Expected failures become one line on stderr (plus a log tail where there is one) and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _EXPECTED_ERRORS as exc:
+            summary, *tail = str(exc).strip().splitlines() or [type(exc).__name__]
+            click.echo(f"error: {summary}", err=True)
+            if isinstance(exc, _ERRORS_WITH_LOG_TAIL) and tail:
+                click.echo("\n".join(tail), err=True)
+            sys.exit(1)
+
+
+def _topology_option(command: Callable) -> Callable:
+    return click.option(
+        "--topology", "topology_path", envvar="MEDFABRIC_TOPOLOGY", type=click.Path(dir_okay=False),
+        default=None, help="Consortium description (default: network/topology.yaml).",
+    )(command)
+
+
+def _json_option(command: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")(command)
+
+
+def _mode_option(command: Callable) -> Callable:
+    return click.option(
+        "--mode", type=click.Choice(["native", "docker"]), default="native", show_default=True,
+        help="Fabric as native processes, or as Docker containers (docker compose).",
+    )(command)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+def network() -> None:
+    """Run the MedFabric consortium: set up, bring up, inspect, take down.
+
+    Example: medfabric network up && medfabric network status
+    """
+
+
+@network.command()
+@_topology_option
+@_json_option
+def setup(topology_path: str | None, as_json: bool) -> None:
+    """Find the Fabric binaries ($FABRIC_BIN, then the .fabric cache), else build them.
+
+    Example: FABRIC_BIN=~/fabric-3.1.5/bin medfabric network setup
+    """
+    topology = load_topology(topology_path)
+    binaries = _binaries(topology)
+    report = {
+        "version": binaries.version,
+        "source": binaries.source,
+        "bin_dir": str(binaries.bin_dir),
+        "commands": {command: str(binaries.path(command)) for command in FABRIC_COMMANDS},
+    }
+    _emit(report, as_json, f"Fabric {binaries.version}: {', '.join(FABRIC_COMMANDS)} in {binaries.bin_dir} "
+                           f"({_SOURCES[binaries.source]})")
+
+
+@network.command("render")
+@_topology_option
+@_json_option
+def render_command(topology_path: str | None, as_json: bool) -> None:
+    """Write the nodes' configuration and docker-compose.yaml from the topology; nothing is started.
+
+    Example: medfabric network render --topology network/topology.yaml
+    """
+    topology, layout = load_topology(topology_path), NetworkLayout.default()
+    render.render_network(topology, layout)
+    COMPOSE_FILE.write_text(compose.render_compose(topology))
+    report = {"config_dir": str(layout.root), "compose_file": str(COMPOSE_FILE)}
+    _emit(report, as_json, f"configuration written under {layout.root}, compose file {COMPOSE_FILE}")
+
+
+@network.command()
+@_topology_option
+@_mode_option
+@_json_option
+def up(topology_path: str | None, mode: str, as_json: bool) -> None:
+    """Start every node, create and join the channels, deploy the chaincode. Running nodes are kept.
+
+    Example: medfabric network up
+    """
+    _require_native(mode)
+    topology, layout = load_topology(topology_path), NetworkLayout.default()
+    binaries = _binaries(topology)
+    started = time.perf_counter()
+    with _spinner("starting the consortium") as announce:
+        timings = native.up(topology, layout, binaries, progress=announce)
+    total = round(time.perf_counter() - started, 3)
+    report = {"steps": [{"name": t.name, "seconds": t.seconds} for t in timings], "total_seconds": total}
+    width = max(len(t.name) for t in timings)
+    lines = [f"  {t.name:<{width}}  {t.seconds:6.2f} s" for t in timings]
+    _emit(report, as_json, "\n".join([*lines, f"consortium up in {total:.1f} s"]))
+
+
+@network.command()
+@_topology_option
+@_mode_option
+@_json_option
+def down(topology_path: str | None, mode: str, as_json: bool) -> None:
+    """Stop every node we started; ledgers and keys are kept for the next `up`.
+
+    Example: medfabric network down
+    """
+    _require_native(mode)
+    stopped = native.down(NetworkLayout.default())
+    _emit({"stopped": stopped}, as_json, f"stopped {len(stopped)} processes" if stopped else "nothing was running")
+
+
+@network.command()
+@_topology_option
+@_mode_option
+@_json_option
+def clean(topology_path: str | None, mode: str, as_json: bool) -> None:
+    """Stop every node and delete all generated material: keys, configuration, ledgers, logs.
+
+    Example: medfabric network clean
+    """
+    _require_native(mode)
+    layout = NetworkLayout.default()
+    native.clean(layout)
+    _emit({"removed": str(layout.root)}, as_json, f"removed {layout.root}")
+
+
+@network.command()
+@_topology_option
+@_json_option
+def status(topology_path: str | None, as_json: bool) -> None:
+    """Every process (pid, memory, uptime), and per channel the nodes' heights and the committed chaincode.
+
+    Example: medfabric network status --json
+    """
+    topology = load_topology(topology_path)
+    try:
+        binaries = find_binaries(topology.fabric_version)
+    except BinariesError:
+        binaries = None  # processes are still reported; peers cannot be asked
+    report = native.status(topology, layout=NetworkLayout.default(), binaries=binaries)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        _print_status(report)
+
+
+@network.command()
+@click.argument("node", required=False)
+@click.option("-n", "--lines", default=20, show_default=True, help="Lines of each log to show.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what is appended.")
+@_topology_option
+def logs(node: str | None, lines: int, follow: bool, topology_path: str | None) -> None:
+    """Show the end of a node's log (every log without NODE). NODE may be the start of a name.
+
+    Example: medfabric network logs bft0 -n 50 --follow
+    """
+    layout = NetworkLayout.default()
+    names = _log_names(node, load_topology(topology_path), layout)
+    supervisor = Supervisor(layout)
+    prefix = (lambda name: f"{name} | ") if len(names) > 1 else (lambda name: "")
+    for name in names:
+        for line in supervisor.log_tail(name, lines):
+            click.echo(f"{prefix(name)}{line}")
+    if follow:
+        _follow({name: layout.log_file(name) for name in names}, prefix)
+
+
+def _require_native(mode: str) -> None:
+    if mode != "native":
+        raise native.NetworkError(
+            f"--mode {mode} is not driven by medfabric_ops yet: run `render`, then docker compose"
+        )
+
+
+def _binaries(topology: Topology) -> FabricBinaries:
+    found = find_binaries(topology.fabric_version)
+    if found:
+        return found
+    with _spinner(f"building Fabric {topology.fabric_version} from ops/fabric (about 2 minutes)"):
+        return build_binaries(topology.fabric_version)
+
+
+def _log_names(node: str | None, topology: Topology, layout: NetworkLayout) -> list[str]:
+    """The processes whose logs to show: all, the one named NODE, or the one whose name starts with it."""
+    logged = {path.name.removesuffix(".log") for path in layout.logs.glob("*.log")}
+    known = native.process_names(topology) + sorted(logged - set(native.process_names(topology)))
+    if node is None:
+        names = [name for name in known if name in logged]
+        if not names:
+            raise native.NetworkError(f"no logs yet in {layout.logs}")
+        return names
+    matches = [name for name in known if name == node] or [name for name in known if name.startswith(node)]
+    if len(matches) != 1:
+        problem = "matches " + ", ".join(matches) if matches else "is no node of the topology"
+        raise native.NetworkError(f"'{node}' {problem}")
+    if matches[0] not in logged:
+        raise native.NetworkError(f"{matches[0]} has no log yet in {layout.logs}")
+    return matches
+
+
+def _follow(files: dict[str, Path], prefix: Callable[[str], str]) -> None:
+    """Print lines appended to the files until interrupted."""
+    offsets = {name: path.stat().st_size for name, path in files.items()}
+    try:
+        while True:
+            for name, path in files.items():
+                with open(path, "rb") as log:
+                    log.seek(offsets[name])
+                    chunk = log.read()
+                complete = chunk[: chunk.rfind(b"\n") + 1]
+                offsets[name] += len(complete)
+                for line in complete.decode(errors="replace").splitlines():
+                    click.echo(f"{prefix(name)}{line}")
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        pass
+
+
+@contextmanager
+def _spinner(message: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr (terminals only); yields a function that changes its text."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda text: None
+        return
+    with console.status(message) as spinner:
+        yield lambda text: spinner.update(f"{text}…")
+
+
+def _emit(report: dict[str, Any], as_json: bool, human: str) -> None:
+    click.echo(json.dumps(report, indent=2, sort_keys=True) if as_json else human)
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    console = Console()
+    processes = Table("process", "pid", "alive", "RSS MiB", "uptime s", box=None)
+    for process in report["processes"]:
+        rss = process["rss_bytes"]
+        processes.add_row(process["name"], str(process["pid"]), "yes" if process["alive"] else "NO",
+                          f"{rss / 2**20:.0f}" if rss else "-", str(process["uptime_seconds"] or "-"))
+    console.print(processes if report["processes"] else "no processes started")
+    for channel, facts in report["channels"].items():
+        console.print(f"\n[bold]{escape(channel)}[/bold]  chaincode: {_fact(facts['chaincode'])}")
+        for node, answer in {**facts["orderers"], **facts["peers"]}.items():
+            console.print(f"  {escape(node)}: {_fact(answer)}")
+
+
+def _fact(answer: dict[str, Any]) -> str:
+    if "error" in answer:
+        return f"[red]{escape(answer['error'])}[/red]"
+    return escape(", ".join(f"{key} {value}" for key, value in answer.items())) or "none"

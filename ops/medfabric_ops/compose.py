@@ -1,0 +1,147 @@
+"""docker-compose.yaml: the same consortium on Fabric's official images.
+
+Same nodes, names, ports and configuration as native mode. Channel
+configuration, gossip endpoints and chaincode packages name nodes by
+``127.0.0.1:<port>``, so every container joins one network namespace, held by
+the ``network`` service: there, as on the host, ``127.0.0.1:<port>`` reaches
+the node that owns the port, and the genesis blocks, packages and TLS
+certificates of native mode work unchanged. The ``network`` service sits on
+the ``medfabric`` network and publishes every node port on the host's
+127.0.0.1 only; inside the namespace servers listen on all interfaces so
+that published ports reach them.
+
+Each node mounts its org's crypto folder, its own config folder and its own
+data folder from ``build/network`` (run ``medfabric network render`` first),
+and gets the environment of native mode with in-container paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+import yaml
+
+from medfabric.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.topology import Domain, Orderer, Peer, Topology
+
+from .render.chaincode_package import package_id
+from .render.core_yaml import CCAAS_BUILDER_DIR, external_builders, peer_env
+from .render.files import environment
+from .render.orderer_yaml import orderer_env
+
+HEADER = (
+    "# Generated from network/topology.yaml by `medfabric network compose` — do not edit.\n"
+    "# Needs the material of `medfabric network render` in build/network.\n"
+)
+HOST_LAYOUT = NetworkLayout(Path("build/network"))  # relative to the project root, where the file lives
+CONTAINER_LAYOUT = NetworkLayout(Path("/var/hyperledger/medfabric"))
+CONTAINER_BUILDER_DIR = PurePosixPath("/opt/medfabric/ccaas-builder")
+NETWORK_SERVICE = "network"
+NETWORK_NAME = "medfabric"
+CHAINCODE_IMAGE = "medfabric-chaincode"
+
+
+def render_compose(topology: Topology) -> str:
+    """The docker-compose.yaml document for the topology."""
+    services: dict[str, Any] = {NETWORK_SERVICE: _network_service(topology)}
+    services.update({o.host_name: _orderer_service(topology, o) for o in topology.orderers})
+    services.update({p.host_name: _peer_service(topology, p) for p in topology.peers})
+    services.update({chaincode_service_name(d): _chaincode_service(topology, d) for d in topology.domains})
+    document = {
+        "name": topology.name,
+        "services": services,
+        "networks": {NETWORK_NAME: {"name": NETWORK_NAME}},
+    }
+    return HEADER + yaml.safe_dump(document, sort_keys=False, width=120)
+
+
+def chaincode_service_name(domain: Domain) -> str:
+    return f"chaincode.{domain.org_domain}"
+
+
+def published_ports(topology: Topology) -> list[int]:
+    """The node ports reachable from the host: peer and orderer endpoints, admin and operations."""
+    ports = []
+    for peer in topology.peers:
+        ports += [peer.listen_port, peer.operations_port]
+    for orderer in topology.orderers:
+        ports += [orderer.listen_port, orderer.admin_port, orderer.operations_port]
+    return sorted(ports)
+
+
+def _network_service(topology: Topology) -> dict[str, Any]:
+    """Holds the network namespace the nodes share; it runs nothing but an idle process."""
+    return {
+        "image": f"hyperledger/fabric-peer:{topology.fabric_version}",
+        "container_name": f"{topology.name}-network",
+        "command": ["sleep", "infinity"],
+        "init": True,
+        "networks": [NETWORK_NAME],
+        "ports": [f"127.0.0.1:{port}:{port}" for port in published_ports(topology)],
+    }
+
+
+def _orderer_service(topology: Topology, orderer: Orderer) -> dict[str, Any]:
+    domain = topology.orderer_domain(orderer)
+    env = orderer_env(topology, CONTAINER_LAYOUT, orderer) | {
+        "ORDERER_GENERAL_LISTENADDRESS": "0.0.0.0",
+        "ORDERER_ADMIN_LISTENADDRESS": f"0.0.0.0:{orderer.admin_port}",
+        "ORDERER_OPERATIONS_LISTENADDRESS": f"0.0.0.0:{orderer.operations_port}",
+    }
+    volumes = [_mount(lambda layout: layout.orderer_org(domain), read_only=True), *_node_volumes(orderer.host_name)]
+    return _node_service(f"hyperledger/fabric-orderer:{topology.fabric_version}", orderer.host_name, env, volumes)
+
+
+def _peer_service(topology: Topology, peer: Peer) -> dict[str, Any]:
+    domain = topology.domain(peer.domain_id)
+    builders = {"chaincode.externalBuilders": external_builders(CONTAINER_BUILDER_DIR)}
+    env = peer_env(topology, CONTAINER_LAYOUT, peer) | environment("CORE", builders) | {
+        "CORE_VM_ENDPOINT": "",
+        "CORE_PEER_LISTENADDRESS": f"0.0.0.0:{peer.listen_port}",
+        "CORE_OPERATIONS_LISTENADDRESS": f"0.0.0.0:{peer.operations_port}",
+    }
+    volumes = [
+        _mount(lambda layout: layout.peer_org(domain), read_only=True),
+        *_node_volumes(peer.host_name),
+        f"./{CCAAS_BUILDER_DIR.relative_to(PROJECT_ROOT).as_posix()}:{CONTAINER_BUILDER_DIR}:ro",
+    ]
+    return _node_service(f"hyperledger/fabric-peer:{topology.fabric_version}", peer.host_name, env, volumes)
+
+
+def _chaincode_service(topology: Topology, domain: Domain) -> dict[str, Any]:
+    return {
+        "build": {"context": ".", "dockerfile": "chaincode/Dockerfile"},
+        "image": f"{CHAINCODE_IMAGE}:{topology.chaincode.version}",
+        "container_name": chaincode_service_name(domain),
+        "network_mode": f"service:{NETWORK_SERVICE}",
+        "environment": {
+            "CHAINCODE_SERVER_ADDRESS": f"{topology.host}:{domain.chaincode_port}",
+            "CHAINCODE_ID": package_id(topology, domain),
+            "CHAINCODE_TLS_DISABLED": "true",
+        },
+    }
+
+
+def _node_service(image: str, host_name: str, env: dict[str, str], volumes: list[str]) -> dict[str, Any]:
+    return {
+        "image": image,
+        "container_name": host_name,
+        "network_mode": f"service:{NETWORK_SERVICE}",
+        "environment": env,
+        "volumes": volumes,
+    }
+
+
+def _node_volumes(host_name: str) -> list[str]:
+    """The node's own config folder (read-only) and data folder."""
+    return [
+        _mount(lambda layout: layout.node_config(host_name), read_only=True),
+        _mount(lambda layout: layout.node_data(host_name), read_only=False),
+    ]
+
+
+def _mount(path_in: Callable[[NetworkLayout], Path], read_only: bool) -> str:
+    """A bind mount of a build/network path onto the same path of the in-container layout."""
+    volume = f"./{path_in(HOST_LAYOUT).as_posix()}:{path_in(CONTAINER_LAYOUT).as_posix()}"
+    return volume + (":ro" if read_only else "")

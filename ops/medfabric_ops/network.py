@@ -1,0 +1,204 @@
+"""The consortium as native processes: up, down, clean, status.
+
+    >>> timings = up(topology, layout, locate_binaries(topology.fabric_version), progress=print)
+    >>> status(topology, layout)["processes"][0]["alive"]
+    True
+    >>> down(layout)
+
+Every step of `up` is idempotent: running processes are kept, and joined
+channels and installed, approved or committed chaincode are skipped, so `up`
+twice is harmless and `up` after `down` resumes with the ledgers intact.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+from medfabric.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.topology import Channel, Orderer, Topology
+
+from . import crypto_material, render
+from .binaries import FabricBinaries, FabricCommandError
+from .channel import PeerAdmin, create_genesis_block, join_orderers, join_peers
+from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
+from .osnadmin import OSNAdmin, OSNAdminError
+from .process import Supervisor, child_env, http_ok, tcp_open
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class NetworkError(RuntimeError):
+    """The network cannot be handled as asked."""
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    name: str
+    seconds: float
+
+
+def up(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries,
+       progress: Callable[[str], None] | None = None) -> list[StepTiming]:
+    """Bring every node up and deploy the chaincode on every channel; the time each step took.
+
+    `progress` is called with each step's name as it starts.
+    """
+    supervisor = Supervisor(layout)
+    step = _StepClock(progress)
+    with step("crypto material"):
+        crypto_material.generate_crypto(topology, layout)  # adds what is missing, never replaces a key
+    with step("configuration"):
+        render.render_network(topology, layout)
+    with step("chaincode packages"):
+        packages = {domain.id: render.chaincode_package(topology, layout, domain) for domain in topology.domains}
+        package_ids = {domain_id: package_id for domain_id, (_path, package_id) in packages.items()}
+    with step("genesis blocks"):
+        for channel in topology.channels:
+            create_genesis_block(binaries, layout, channel)
+    with step("start orderers"):
+        for orderer in topology.orderers:
+            env = child_env(render.orderer_env(topology, layout, orderer))
+            supervisor.start(orderer.host_name, [str(binaries.path("orderer"))], env,
+                             cwd=layout.node_data(orderer.host_name))
+        for orderer in topology.orderers:
+            supervisor.wait_ready(orderer.host_name, http_ok(f"http://{orderer.operations_address}/healthz"),
+                                  READY_TIMEOUT)
+    with step("join orderers"):
+        _concurrently(lambda channel: join_orderers(topology, layout, channel), topology.channels)
+    with step("start peers"):
+        for peer in topology.peers:
+            env = child_env(render.peer_env(topology, layout, peer))
+            supervisor.start(peer.host_name, [str(binaries.path("peer")), "node", "start"], env,
+                             cwd=layout.node_data(peer.host_name))
+        for peer in topology.peers:
+            supervisor.wait_ready(peer.host_name, http_ok(f"http://{peer.operations_address}/healthz"),
+                                  READY_TIMEOUT)
+    with step("join peers"):
+        _concurrently(lambda channel: join_peers(binaries, topology, layout, channel), topology.channels)
+    with step("start chaincode servers"):
+        for domain in topology.domains:
+            start_chaincode_server(supervisor, topology, layout, domain, package_ids[domain.id])
+        for domain in topology.domains:
+            supervisor.wait_ready(chaincode_process_name(domain), tcp_open(topology.host, domain.chaincode_port),
+                                  READY_TIMEOUT)
+    with step("install chaincode"):
+        members = [peer for peer in topology.peers if topology.channels_of(peer)]
+        _concurrently(
+            lambda peer: install(PeerAdmin(binaries, topology, layout, peer), *packages[peer.domain_id]), members
+        )
+    with step("approve and commit chaincode"):
+        _concurrently(lambda channel: deploy(binaries, topology, layout, channel, package_ids), topology.channels)
+    return step.timings
+
+
+def process_names(topology: Topology) -> list[str]:
+    """The name of every process `up` starts, in start order (they name the logs too)."""
+    return ([orderer.host_name for orderer in topology.orderers] + [peer.host_name for peer in topology.peers]
+            + [chaincode_process_name(domain) for domain in topology.domains])
+
+
+def down(layout: NetworkLayout, timeout: float = STOP_TIMEOUT) -> list[str]:
+    """Stop every process we started, the last started first; their names. Data is kept."""
+    return Supervisor(layout).stop_all(timeout)
+
+
+def clean(layout: NetworkLayout) -> None:
+    """down, then delete everything generated (crypto, configuration, ledgers, logs)."""
+    root = layout.root.resolve()
+    if root in (Path.home(), PROJECT_ROOT, *PROJECT_ROOT.parents):
+        raise NetworkError(f"refusing to delete {root}: it is not a build folder")
+    down(layout)
+    if root.exists():
+        shutil.rmtree(root)
+
+
+def status(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries | None = None) -> dict[str, Any]:
+    """Every process, and per channel each orderer's status, each peer's height and the committed chaincode.
+
+    Ledger facts come from running nodes only; peer facts need `binaries` (the peer CLI).
+    """
+    processes = Supervisor(layout).status()
+    running = {process.name for process in processes if process.alive}
+    channels = _concurrently(lambda channel: _channel_status(topology, layout, binaries, channel, running),
+                             topology.channels)
+    return {
+        "processes": [asdict(process) for process in processes],
+        "channels": {channel.name: facts for channel, facts in zip(topology.channels, channels, strict=True)},
+    }
+
+
+def _channel_status(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries | None,
+                    channel: Channel, running: set[str]) -> dict[str, Any]:
+    def unavailable(host_name: str, needs_peer_cli: bool = False) -> str | None:
+        if host_name not in running:
+            return "not running"
+        if needs_peer_cli and binaries is None:
+            return "no Fabric binaries to ask with"
+        return None
+
+    orderers = {
+        orderer.host_name: _ask(unavailable(orderer.host_name), _orderer_facts, topology, layout, orderer, channel.name)
+        for orderer in channel.orderers
+    }
+    peers: dict[str, Any] = {}
+    running_member: PeerAdmin | None = None  # to ask for the committed chaincode
+    for peer in channel.peers:
+        missing = unavailable(peer.host_name, needs_peer_cli=True)
+        admin = PeerAdmin(binaries, topology, layout, peer) if missing is None else None
+        peers[peer.host_name] = _ask(missing, _peer_facts, admin, channel.name)
+        running_member = running_member or admin
+    chaincode = _ask(None if running_member else "no member peer to ask", committed_sequences, running_member,
+                     channel.name)
+    return {"orderers": orderers, "peers": peers, "chaincode": chaincode}
+
+
+def _orderer_facts(topology: Topology, layout: NetworkLayout, orderer: Orderer, channel: str) -> dict[str, Any]:
+    info = OSNAdmin.for_orderer(topology, layout, orderer).info(channel)
+    return {"status": info.status, "consensus_relation": info.consensus_relation, "height": info.height}
+
+
+def _peer_facts(admin: PeerAdmin, channel: str) -> dict[str, Any]:
+    return {"height": admin.height(channel)}
+
+
+def _ask(unavailable: str | None, query: Callable[..., Any], *args: Any) -> Any:
+    """query(*args), or {"error": why there is no answer}."""
+    if unavailable:
+        return {"error": unavailable}
+    try:
+        return query(*args)
+    except (FabricCommandError, OSNAdminError, OSError) as exc:
+        return {"error": str(exc).splitlines()[0]}
+
+
+def _concurrently(action: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:
+    """`action` on every item in threads; the results in order, or the first failure once all are done."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(action, item) for item in items]
+    return [future.result() for future in futures]
+
+
+class _StepClock:
+    """Times the steps of `up` and announces each one."""
+
+    def __init__(self, progress: Callable[[str], None] | None):
+        self.timings: list[StepTiming] = []
+        self._progress = progress
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self._progress:
+            self._progress(name)
+        started = time.perf_counter()
+        yield
+        self.timings.append(StepTiming(name, round(time.perf_counter() - started, 3)))

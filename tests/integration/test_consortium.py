@@ -1,0 +1,106 @@
+"""The default consortium end to end: channels, chaincode, Gateway, access rules, restarts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from medfabric.connection import connect_as
+from medfabric.demo import demo_entry
+from medfabric.emr_index import EmrIndex
+from medfabric.gateway import GatewayError
+
+pytestmark = pytest.mark.integration
+
+
+def _entry(domain_id: str) -> dict:
+    return demo_entry(domain_id, f"it-{uuid.uuid4().hex[:12]}")
+
+
+def test_status_reports_every_process_and_channel(consortium, ops):
+    topology, _layout, _env = consortium
+    result = ops("status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    text = json.dumps(status)
+    for node in [p.host_name for p in topology.peers] + [o.host_name for o in topology.orderers]:
+        assert node in text
+    for channel in topology.channels:
+        assert channel.name in text
+
+
+@pytest.mark.parametrize("channel_kind", ["local", "public"])
+def test_put_then_read_back(consortium, channel_kind):
+    topology, layout, _env = consortium
+    owner = topology.domains[0]
+    channel = owner.local_channel if channel_kind == "local" else topology.public_channel.name
+    entry = _entry(owner.id)
+    with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
+        index = EmrIndex(gateway.get_network(channel))
+        stored = index.put(entry)
+        assert stored["owner_msp"] == owner.msp_id and stored["version"] == 1
+        assert index.get(entry["record_id"]) == stored
+        listed = index.list_by_patient(entry["patient"])["records"]
+        assert entry["record_id"] in [r["record_id"] for r in listed]
+
+
+def test_other_domain_reads_public_index(consortium):
+    topology, layout, _env = consortium
+    owner, reader = topology.domains[0], topology.domains[1]
+    entry = _entry(owner.id)
+    with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
+        stored = EmrIndex(gateway.get_network(topology.public_channel.name)).put(entry)
+    with connect_as(reader.id, "doctor", topology=topology, layout=layout) as gateway:
+        assert EmrIndex(gateway.get_network(topology.public_channel.name)).get(entry["record_id"]) == stored
+
+
+def test_other_domain_cannot_use_a_local_channel(consortium):
+    topology, layout, _env = consortium
+    owner, outsider = topology.domains[0], topology.domains[1]
+    with connect_as(outsider.id, "doctor", topology=topology, layout=layout) as gateway:
+        index = EmrIndex(gateway.get_network(owner.local_channel))
+        with pytest.raises(GatewayError):
+            index.get("anything")
+        with pytest.raises(GatewayError):
+            index.put(_entry(owner.id))
+
+
+def test_malformed_record_is_rejected_naming_the_field(consortium, medfabric_cli, tmp_path):
+    topology, _layout, _env = consortium
+    entry = _entry(topology.domains[0].id)
+    entry["ciphertext_sha256"] = "not-a-hash"
+    record_file = tmp_path / "bad.json"
+    record_file.write_text(json.dumps(entry))
+    result = medfabric_cli("emr", "put", "--domain", topology.domains[0].id, "--file", str(record_file))
+    assert result.returncode != 0
+    assert "ciphertext_sha256" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_duplicate_record_is_rejected(consortium):
+    topology, layout, _env = consortium
+    owner = topology.domains[0]
+    entry = _entry(owner.id)
+    with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
+        index = EmrIndex(gateway.get_network(owner.local_channel))
+        index.put(entry)
+        with pytest.raises(GatewayError, match="already exists"):
+            index.put(entry)
+
+
+def test_down_then_up_keeps_every_record(consortium, ops):
+    topology, layout, _env = consortium
+    owner = topology.domains[0]
+    written = {}
+    with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
+        for channel in (owner.local_channel, topology.public_channel.name):
+            entry = _entry(owner.id)
+            written[channel] = EmrIndex(gateway.get_network(channel)).put(entry)
+    assert ops("down").returncode == 0
+    restarted = ops("up")
+    assert restarted.returncode == 0, restarted.stderr
+    with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
+        for channel, stored in written.items():
+            assert EmrIndex(gateway.get_network(channel)).get(stored["record_id"]) == stored

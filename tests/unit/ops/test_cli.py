@@ -1,0 +1,147 @@
+"""The `network` commands: output, JSON, and errors as one line on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from medfabric.layout import NetworkLayout
+from medfabric_ops import cli
+from medfabric_ops.network import StepTiming
+from medfabric_ops.process import ProcessError
+
+from .test_binaries import fake_release
+
+PLUGIN = EntryPoint("network", "medfabric_ops.cli:network", "medfabric.cli")  # as pyproject.toml declares it
+
+
+@pytest.fixture
+def build_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDFABRIC_BUILD_DIR", str(tmp_path / "network"))
+    monkeypatch.delenv("FABRIC_BIN", raising=False)
+    monkeypatch.delenv("MEDFABRIC_TOPOLOGY", raising=False)
+    return tmp_path / "network"
+
+
+def invoke(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli.network, list(args), env=env)
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert result.stdout == ""
+
+
+def test_the_group_offers_the_life_cycle_commands():
+    assert set(cli.network.commands) == {"setup", "render", "up", "down", "status", "clean", "logs"}
+
+
+def test_a_missing_topology_is_a_one_line_error(build_dir, tmp_path):
+    assert_one_line_error(invoke("status", "--topology", str(tmp_path / "nope.yaml")), "topology file not found")
+
+
+def test_setup_with_an_incomplete_fabric_bin_is_a_one_line_error(build_dir, tmp_path):
+    release = fake_release(tmp_path / "bin", commands=("peer",))
+    result = invoke("setup", env={"FABRIC_BIN": str(release)})
+    assert_one_line_error(result, "has no executable orderer, configtxgen, osnadmin")
+
+
+def test_setup_reports_what_it_found(build_dir, tmp_path):
+    release = fake_release(tmp_path / "bin")
+    result = invoke("setup", env={"FABRIC_BIN": str(release)})
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"Fabric 3.1.5: peer, orderer, configtxgen, osnadmin in {release} (from $FABRIC_BIN)")
+    report = json.loads(invoke("setup", "--json", env={"FABRIC_BIN": str(release)}).stdout)
+    assert report["source"] == "FABRIC_BIN" and report["commands"]["configtxgen"] == str(release / "configtxgen")
+
+
+def test_up_reports_each_step_time(build_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli.native, "up", lambda topology, layout, binaries, progress: [
+        StepTiming("start orderers", 0.5), StepTiming("join peers", 1.25)])
+    release = fake_release(tmp_path / "bin")
+    result = invoke("up", "--json", env={"FABRIC_BIN": str(release)})
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["steps"] == [{"name": "start orderers", "seconds": 0.5}, {"name": "join peers", "seconds": 1.25}]
+    assert report["total_seconds"] >= 0
+    human = invoke("up", env={"FABRIC_BIN": str(release)}).stdout.splitlines()
+    assert human[0].split() == ["start", "orderers", "0.50", "s"] and human[-1].startswith("consortium up in ")
+
+
+def test_a_node_that_dies_during_up_is_named_with_its_log_tail(build_dir, tmp_path, monkeypatch):
+    def crash(topology, layout, binaries, progress):
+        raise ProcessError("duty.hospital-a.medfabric.local", "exited before it was ready",
+                           Path("/logs/duty.log"), ["panic: listen tcp 127.0.0.1:7100: bind: address already in use"])
+
+    monkeypatch.setattr(cli.native, "up", crash)
+    result = invoke("up", env={"FABRIC_BIN": str(fake_release(tmp_path / "bin"))})
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: duty.hospital-a.medfabric.local exited before it was ready; last lines of /logs/duty.log:",
+        "  panic: listen tcp 127.0.0.1:7100: bind: address already in use",
+    ]
+
+
+def test_docker_mode_is_refused_in_one_line(build_dir):
+    assert_one_line_error(invoke("up", "--mode", "docker"), "--mode docker is not driven by medfabric_ops")
+
+
+def test_down_with_nothing_running(build_dir):
+    result = invoke("down", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"stopped": []}
+    assert invoke("down").stdout.strip() == "nothing was running"
+
+
+def test_logs_of_an_unknown_node_is_a_one_line_error(build_dir):
+    assert_one_line_error(invoke("logs", "nosuchnode"), "'nosuchnode' is no node of the topology")
+
+
+def test_logs_resolve_a_name_prefix_and_show_the_last_lines(build_dir):
+    layout = NetworkLayout(build_dir)
+    layout.logs.mkdir(parents=True)
+    bft0 = "bft0.orderer.hospital-a.medfabric.local"
+    layout.log_file(bft0).write_text("one\ntwo\nthree\n")
+    result = invoke("logs", "bft0", "-n", "2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["two", "three"]
+    layout.log_file("raft0.orderer.hospital-a.medfabric.local").write_text("raft\n")
+    assert invoke("logs", "-n", "1").stdout.splitlines() == [
+        "raft0.orderer.hospital-a.medfabric.local | raft", f"{bft0} | three"]
+    assert_one_line_error(invoke("logs", "duty"), "'duty' matches duty.hospital-a")
+
+
+def test_status_json_lists_processes_and_channels(build_dir):
+    result = invoke("status", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["processes"] == [] and "public" in report["channels"]
+
+
+def test_the_medfabric_command_runs_the_group_as_its_network_plugin(build_dir, tmp_path, monkeypatch):
+    from medfabric import cli as client_cli
+
+    monkeypatch.setattr(client_cli, "entry_points", lambda group: [PLUGIN] if group == PLUGIN.group else [])
+    monkeypatch.setattr(client_cli.cli, "commands", dict(client_cli.cli.commands))
+    client_cli._load_plugins()
+    assert client_cli.cli.commands["network"] is cli.network
+    result = CliRunner().invoke(client_cli.cli, ["network", "status", "--topology", str(tmp_path / "nope.yaml")])
+    assert_one_line_error(result, "topology file not found")
+
+
+def test_python_m_medfabric_ops_runs_the_same_group(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["python -m medfabric_ops", "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("medfabric_ops", run_name="__main__")
+    assert done.value.code == 0
+    assert "status" in capsys.readouterr().out
