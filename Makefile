@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 setup: venv
-	$(OPS) setup --topology $(TOPOLOGY)
+	$(OPS) setup --mode $(MODE) --topology $(TOPOLOGY)
 
 render: venv
 	$(OPS) render --topology $(TOPOLOGY)
@@ -36,7 +36,7 @@ down: venv
 	$(OPS) down --mode $(MODE) --topology $(TOPOLOGY)
 
 status: venv
-	$(OPS) status --topology $(TOPOLOGY)
+	$(OPS) status --mode $(MODE) --topology $(TOPOLOGY)
 
 logs: venv
 	$(OPS) logs --topology $(TOPOLOGY)

@@ -3,6 +3,10 @@
     >>> binaries = locate_binaries("3.1.5")
     >>> binaries.run("peer", "version", env=child_env({}))
 
+Channels and the chaincode lifecycle need only `FabricTools.run`, which the
+binaries provide here and the fabric-tools image in docker mode
+(docker_mode.DockerFabricTools).
+
 Fabric is a Go module: ops/fabric pins the release by commit, and the build
 stamps the version into the binaries the way Fabric's own Makefile does, so
 that `peer version` reports it.
@@ -17,7 +21,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Protocol, Sequence
 
 from medfabric.layout import PROJECT_ROOT
 
@@ -50,6 +54,13 @@ class FabricCommandError(RuntimeError):
         super().__init__("\n".join([summary, *(f"  {line}" for line in lines[-20:])]))
 
 
+class FabricTools(Protocol):
+    """Runs Fabric's command-line tools (configtxgen, the peer CLI) and returns their stdout."""
+
+    def run(self, command: str, *args: str | Path, env: Mapping[str, str],
+            timeout: float = 120.0, target: str = "") -> str: ...
+
+
 @dataclass(frozen=True)
 class FabricBinaries:
     bin_dir: Path
@@ -66,15 +77,19 @@ class FabricBinaries:
         `target` names the node the command acts on, for the error message.
         """
         argv = [str(self.path(command)), *(str(arg) for arg in args)]
-        name = _command_name(command, argv[1:])
-        try:
-            done = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-            raise FabricCommandError(name, f"timed out after {timeout:g}s", stderr, target) from None
-        if done.returncode != 0:
-            raise FabricCommandError(name, f"exit {done.returncode}", done.stderr, target)
-        return done.stdout
+        return run_tool(argv, command_name(command, argv[1:]), env, timeout, target)
+
+
+def run_tool(argv: Sequence[str], name: str, env: Mapping[str, str], timeout: float, target: str) -> str:
+    """Run `argv` and return its stdout; FabricCommandError, calling the command `name`, if it fails or times out."""
+    try:
+        done = subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        raise FabricCommandError(name, f"timed out after {timeout:g}s", stderr, target) from None
+    if done.returncode != 0:
+        raise FabricCommandError(name, f"exit {done.returncode}", done.stderr, target)
+    return done.stdout
 
 
 def locate_binaries(version: str, environ: Mapping[str, str] = os.environ, cache_root: Path = CACHE_ROOT,
@@ -179,7 +194,7 @@ def _alternatives(version: str) -> str:
     return f"instead set FABRIC_BIN to the bin/ folder of the official Fabric {version} release, or use MODE=docker"
 
 
-def _command_name(command: str, args: list[str]) -> str:
+def command_name(command: str, args: Sequence[str]) -> str:
     """'peer lifecycle chaincode install': the command and its sub-commands, without flags or paths."""
     words = [command]
     for arg in args:

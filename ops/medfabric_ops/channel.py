@@ -4,9 +4,9 @@ channel participation API, peers joined with the peer CLI.
 There is no system channel: each channel starts from its own genesis block,
 which every orderer and every member peer of the channel joins with.
 
-    >>> create_genesis_block(binaries, layout, channel)
+    >>> create_genesis_block(tools, layout, channel)
     >>> join_orderers(topology, layout, channel)
-    >>> join_peers(binaries, topology, layout, channel)
+    >>> join_peers(tools, topology, layout, channel)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from medfabric.layout import NetworkLayout
 from medfabric.topology import Channel, Peer, Topology
 
 from . import render
-from .binaries import FabricBinaries
+from .binaries import FabricTools
 from .osnadmin import ChannelNotFound, OSNAdmin
 from .process import child_env, poll_until
 
@@ -36,14 +36,14 @@ class ChannelError(RuntimeError):
 class PeerAdmin:
     """The peer CLI, run as the admin of a peer's org against that peer."""
 
-    def __init__(self, binaries: FabricBinaries, topology: Topology, layout: NetworkLayout, peer: Peer):
+    def __init__(self, tools: FabricTools, topology: Topology, layout: NetworkLayout, peer: Peer):
         self.peer = peer
-        self._binaries = binaries
+        self._tools = tools
         self._env = child_env(render.admin_cli_env(topology, layout, topology.domain(peer.domain_id), peer))
 
     def run(self, *args: str | Path, timeout: float = 120.0) -> str:
         """Run `peer <args>` and return its stdout."""
-        return self._binaries.run("peer", *args, env=self._env, timeout=timeout, target=self.peer.host_name)
+        return self._tools.run("peer", *args, env=self._env, timeout=timeout, target=self.peer.host_name)
 
     def joined_channels(self) -> set[str]:
         # stdout: a header line, then one channel name per line
@@ -65,7 +65,7 @@ class PeerAdmin:
             ) from None
 
 
-def create_genesis_block(binaries: FabricBinaries, layout: NetworkLayout, channel: Channel) -> bool:
+def create_genesis_block(tools: FabricTools, layout: NetworkLayout, channel: Channel) -> bool:
     """Write the channel's genesis block unless it exists; True if it was written.
 
     The configtx.yaml profile of each channel is named after the channel.
@@ -75,7 +75,7 @@ def create_genesis_block(binaries: FabricBinaries, layout: NetworkLayout, channe
         return False
     block.parent.mkdir(parents=True, exist_ok=True)
     partial_block = block.with_name(block.name + ".partial")
-    binaries.run(
+    tools.run(
         "configtxgen", "-profile", channel.name, "-outputBlock", partial_block, "-channelID", channel.name,
         "-configPath", layout.configtx_dir, env=child_env({}), target=channel.name,
     )
@@ -97,12 +97,12 @@ def join_orderers(topology: Topology, layout: NetworkLayout, channel: Channel,
         _wait_until_active(admin, host_name, channel.name, timeout)
 
 
-def join_peers(binaries: FabricBinaries, topology: Topology, layout: NetworkLayout, channel: Channel,
+def join_peers(tools: FabricTools, topology: Topology, layout: NetworkLayout, channel: Channel,
                timeout: float = JOIN_TIMEOUT) -> None:
     """Join every member peer that has not joined yet, then wait until each holds the genesis block."""
     block = layout.genesis_block(channel.name)
     for peer in channel.peers:
-        admin = PeerAdmin(binaries, topology, layout, peer)
+        admin = PeerAdmin(tools, topology, layout, peer)
         if channel.name not in admin.joined_channels():
             admin.join(block)
         if not poll_until(partial(_has_blocks, admin, channel.name), timeout):

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,7 +24,7 @@ from rich.table import Table
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
 from medfabric.topology import Topology, TopologyError, load_topology
 
-from . import compose, render
+from . import compose, docker_mode, render
 from . import network as native
 from .binaries import (
     FABRIC_COMMANDS,
@@ -35,13 +36,14 @@ from .binaries import (
 )
 from .channel import ChannelError
 from .crypto_material import CryptoMaterialError
+from .docker_mode import ComposeProject, DockerError
 from .lifecycle import DeployError
 from .osnadmin import OSNAdminError
 from .process import ProcessError, Supervisor
 
 _EXPECTED_ERRORS = (TopologyError, BinariesError, CryptoMaterialError, FabricCommandError, ProcessError,
-                    OSNAdminError, ChannelError, DeployError, native.NetworkError, OSError)
-_ERRORS_WITH_LOG_TAIL = (ProcessError, FabricCommandError)
+                    OSNAdminError, ChannelError, DeployError, DockerError, native.NetworkError, OSError)
+_ERRORS_WITH_LOG_TAIL = (ProcessError, FabricCommandError, DockerError)
 _SOURCES = {"FABRIC_BIN": "from $FABRIC_BIN", "cache": "cached", "build": "built from ops/fabric"}
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"  # its volumes are relative to the project root
 
@@ -73,8 +75,9 @@ def _json_option(command: Callable) -> Callable:
 
 def _mode_option(command: Callable) -> Callable:
     return click.option(
-        "--mode", type=click.Choice(["native", "docker"]), default="native", show_default=True,
-        help="Fabric as native processes, or as Docker containers (docker compose).",
+        "--mode", envvar="MEDFABRIC_MODE", type=click.Choice(["native", "docker"]), default="native",
+        show_default=True, help="Fabric as native processes, or as Docker containers (docker compose); "
+                                "env MEDFABRIC_MODE.",
     )(command)
 
 
@@ -88,13 +91,22 @@ def network() -> None:
 
 @network.command()
 @_topology_option
+@_mode_option
 @_json_option
-def setup(topology_path: str | None, as_json: bool) -> None:
-    """Find the Fabric binaries ($FABRIC_BIN, then the .fabric cache), else build them.
+def setup(topology_path: str | None, mode: str, as_json: bool) -> None:
+    """Find the Fabric binaries ($FABRIC_BIN, then the .fabric cache), else build them; in docker mode,
+    check that Docker and its Compose plugin are there instead.
 
     Example: FABRIC_BIN=~/fabric-3.1.5/bin medfabric network setup
     """
     topology = load_topology(topology_path)
+    if mode == "docker":
+        versions = docker_mode.check_docker()
+        images = [f"hyperledger/fabric-{node}:{topology.fabric_version}" for node in ("orderer", "peer", "tools")]
+        _emit({"mode": "docker", **versions, "images": images}, as_json,
+              f"Docker engine {versions['engine']}, Compose {versions['compose']}: "
+              f"Fabric {topology.fabric_version} runs from {', '.join(images)}")
+        return
     binaries = _binaries(topology)
     report = {
         "version": binaries.version,
@@ -130,12 +142,14 @@ def up(topology_path: str | None, mode: str, as_json: bool) -> None:
 
     Example: medfabric network up
     """
-    _require_native(mode)
     topology, layout = load_topology(topology_path), NetworkLayout.default()
-    binaries = _binaries(topology)
+    if mode == "docker":
+        bring_up = partial(docker_mode.up, topology, layout, _docker_project(topology))
+    else:
+        bring_up = partial(native.up, topology, layout, _binaries(topology))
     started = time.perf_counter()
     with _spinner("starting the consortium") as announce:
-        timings = native.up(topology, layout, binaries, progress=announce)
+        timings = bring_up(progress=announce)
     total = round(time.perf_counter() - started, 3)
     report = {"steps": [{"name": t.name, "seconds": t.seconds} for t in timings], "total_seconds": total}
     width = max(len(t.name) for t in timings)
@@ -152,9 +166,11 @@ def down(topology_path: str | None, mode: str, as_json: bool) -> None:
 
     Example: medfabric network down
     """
-    _require_native(mode)
-    stopped = native.down(NetworkLayout.default())
-    _emit({"stopped": stopped}, as_json, f"stopped {len(stopped)} processes" if stopped else "nothing was running")
+    if mode == "docker":
+        stopped, what = docker_mode.down(_docker_project(load_topology(topology_path))), "containers"
+    else:
+        stopped, what = native.down(NetworkLayout.default()), "processes"
+    _emit({"stopped": stopped}, as_json, f"stopped {len(stopped)} {what}" if stopped else "nothing was running")
 
 
 @network.command()
@@ -166,26 +182,33 @@ def clean(topology_path: str | None, mode: str, as_json: bool) -> None:
 
     Example: medfabric network clean
     """
-    _require_native(mode)
     layout = NetworkLayout.default()
-    native.clean(layout)
+    if mode == "docker":
+        topology = load_topology(topology_path)
+        docker_mode.clean(topology, layout, _docker_project(topology))
+    else:
+        native.clean(layout)
     _emit({"removed": str(layout.root)}, as_json, f"removed {layout.root}")
 
 
 @network.command()
 @_topology_option
+@_mode_option
 @_json_option
-def status(topology_path: str | None, as_json: bool) -> None:
-    """Every process (pid, memory, uptime), and per channel the nodes' heights and the committed chaincode.
+def status(topology_path: str | None, mode: str, as_json: bool) -> None:
+    """Every process or container (pid, memory, uptime), and per channel the nodes' heights and the chaincode.
 
     Example: medfabric network status --json
     """
-    topology = load_topology(topology_path)
-    try:
-        binaries = find_binaries(topology.fabric_version)
-    except BinariesError:
-        binaries = None  # processes are still reported; peers cannot be asked
-    report = native.status(topology, layout=NetworkLayout.default(), binaries=binaries)
+    topology, layout = load_topology(topology_path), NetworkLayout.default()
+    if mode == "docker":
+        report = docker_mode.status(topology, layout, _docker_project(topology))
+    else:
+        try:
+            binaries = find_binaries(topology.fabric_version)
+        except BinariesError:
+            binaries = None  # processes are still reported; peers cannot be asked
+        report = native.status(topology, layout, binaries)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -213,11 +236,10 @@ def logs(node: str | None, lines: int, follow: bool, topology_path: str | None) 
         _follow({name: layout.log_file(name) for name in names}, prefix)
 
 
-def _require_native(mode: str) -> None:
-    if mode != "native":
-        raise native.NetworkError(
-            f"--mode {mode} is not driven by medfabric_ops yet: run `render`, then docker compose"
-        )
+def _docker_project(topology: Topology) -> ComposeProject:
+    """The topology's compose project, once Docker is known to be usable."""
+    docker_mode.check_docker()
+    return ComposeProject(COMPOSE_FILE, topology.name)
 
 
 def _binaries(topology: Topology) -> FabricBinaries:
@@ -284,7 +306,7 @@ def _print_status(report: dict[str, Any]) -> None:
     processes = Table("process", "pid", "alive", "RSS MiB", "uptime s", box=None)
     for process in report["processes"]:
         rss = process["rss_bytes"]
-        processes.add_row(process["name"], str(process["pid"]), "yes" if process["alive"] else "NO",
+        processes.add_row(process["name"], str(process["pid"] or "-"), "yes" if process["alive"] else "NO",
                           f"{rss / 2**20:.0f}" if rss else "-", str(process["uptime_seconds"] or "-"))
     console.print(processes if report["processes"] else "no processes started")
     for channel, facts in report["channels"].items():

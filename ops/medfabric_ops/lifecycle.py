@@ -6,8 +6,8 @@ known before install and the server can start first. Each step is skipped
 when the peers already report it done.
 
     >>> start_chaincode_server(supervisor, topology, layout, domain, package_id)
-    >>> install(PeerAdmin(binaries, topology, layout, peer), package, package_id)
-    >>> deploy(binaries, topology, layout, channel, {"hospital-a": package_id, ...})
+    >>> install(PeerAdmin(tools, topology, layout, peer), package, package_id)
+    >>> deploy(tools, topology, layout, channel, {"hospital-a": package_id, ...})
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from medfabric.layout import NetworkLayout
 from medfabric.topology import Channel, Domain, Topology
 
-from .binaries import FabricBinaries, FabricCommandError
+from .binaries import FabricCommandError, FabricTools
 from .channel import PeerAdmin
 from .process import Supervisor, child_env, poll_until
 
@@ -73,7 +73,7 @@ def committed_sequences(admin: PeerAdmin, channel: str) -> dict[str, int]:
     return {entry["name"]: int(entry.get("sequence", 0)) for entry in doc.get("chaincode_definitions") or []}
 
 
-def deploy(binaries: FabricBinaries, topology: Topology, layout: NetworkLayout, channel: Channel,
+def deploy(tools: FabricTools, topology: Topology, layout: NetworkLayout, channel: Channel,
            package_ids: Mapping[str, str]) -> None:
     """Approve the chaincode definition for every org of the channel that has not, then commit it once.
 
@@ -82,7 +82,7 @@ def deploy(binaries: FabricBinaries, topology: Topology, layout: NetworkLayout, 
     """
     chaincode = topology.chaincode
     admins = {
-        domain.id: PeerAdmin(binaries, topology, layout, next(p for p in channel.peers if p.domain_id == domain.id))
+        domain.id: PeerAdmin(tools, topology, layout, next(p for p in channel.peers if p.domain_id == domain.id))
         for domain in channel.domains
     }
     submitter = admins[channel.domains[0].id]

@@ -8,6 +8,8 @@
 Every step of `up` is idempotent: running processes are kept, and joined
 channels and installed, approved or committed chaincode are skipped, so `up`
 twice is harmless and `up` after `down` resumes with the ledgers intact.
+`bring_up` is the sequence itself, for any way of running the Fabric tools
+and the nodes: docker_mode runs it with containers.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, TypeVar
 
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
 from medfabric.topology import Channel, Orderer, Topology
 
 from . import crypto_material, render
-from .binaries import FabricBinaries, FabricCommandError
+from .binaries import FabricBinaries, FabricCommandError, FabricTools
 from .channel import PeerAdmin, create_genesis_block, join_orderers, join_peers
 from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
 from .osnadmin import OSNAdmin, OSNAdminError
-from .process import Supervisor, child_env, http_ok, tcp_open
+from .process import ProcessStatus, Supervisor, child_env, http_ok, tcp_open
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -47,14 +49,61 @@ class StepTiming:
     seconds: float
 
 
+class Nodes(Protocol):
+    """Starts the consortium's nodes, each method returning once they are ready; running nodes are kept."""
+
+    def start_orderers(self) -> None: ...
+
+    def start_peers(self) -> None: ...
+
+    def start_chaincode_servers(self, package_ids: Mapping[str, str]) -> None: ...
+
+
+class NativeNodes:
+    """The nodes as processes of the Fabric binaries (and of medfabric-chaincode), under the supervisor."""
+
+    def __init__(self, topology: Topology, layout: NetworkLayout, binaries: FabricBinaries):
+        self._topology, self._layout, self._binaries = topology, layout, binaries
+        self._supervisor = Supervisor(layout)
+
+    def start_orderers(self) -> None:
+        for orderer in self._topology.orderers:
+            env = child_env(render.orderer_env(self._topology, self._layout, orderer))
+            self._supervisor.start(orderer.host_name, [str(self._binaries.path("orderer"))], env,
+                                   cwd=self._layout.node_data(orderer.host_name))
+        for orderer in self._topology.orderers:
+            self._supervisor.wait_ready(orderer.host_name, http_ok(f"http://{orderer.operations_address}/healthz"),
+                                        READY_TIMEOUT)
+
+    def start_peers(self) -> None:
+        for peer in self._topology.peers:
+            env = child_env(render.peer_env(self._topology, self._layout, peer))
+            self._supervisor.start(peer.host_name, [str(self._binaries.path("peer")), "node", "start"], env,
+                                   cwd=self._layout.node_data(peer.host_name))
+        for peer in self._topology.peers:
+            self._supervisor.wait_ready(peer.host_name, http_ok(f"http://{peer.operations_address}/healthz"),
+                                        READY_TIMEOUT)
+
+    def start_chaincode_servers(self, package_ids: Mapping[str, str]) -> None:
+        for domain in self._topology.domains:
+            start_chaincode_server(self._supervisor, self._topology, self._layout, domain, package_ids[domain.id])
+        for domain in self._topology.domains:
+            self._supervisor.wait_ready(chaincode_process_name(domain),
+                                        tcp_open(self._topology.host, domain.chaincode_port), READY_TIMEOUT)
+
+
 def up(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries,
        progress: Callable[[str], None] | None = None) -> list[StepTiming]:
-    """Bring every node up and deploy the chaincode on every channel; the time each step took.
+    """Bring every node up as a native process and deploy the chaincode on every channel; the time each step took.
 
     `progress` is called with each step's name as it starts.
     """
-    supervisor = Supervisor(layout)
-    step = _StepClock(progress)
+    return bring_up(topology, layout, binaries, NativeNodes(topology, layout, binaries), StepClock(progress))
+
+
+def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, nodes: Nodes,
+             step: StepClock) -> list[StepTiming]:
+    """Material, channels and chaincode with `tools`, the nodes started by `nodes`; every step timed by `step`."""
     with step("crypto material"):
         crypto_material.generate_crypto(topology, layout)  # adds what is missing, never replaces a key
     with step("configuration"):
@@ -64,40 +113,24 @@ def up(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries,
         package_ids = {domain_id: package_id for domain_id, (_path, package_id) in packages.items()}
     with step("genesis blocks"):
         for channel in topology.channels:
-            create_genesis_block(binaries, layout, channel)
+            create_genesis_block(tools, layout, channel)
     with step("start orderers"):
-        for orderer in topology.orderers:
-            env = child_env(render.orderer_env(topology, layout, orderer))
-            supervisor.start(orderer.host_name, [str(binaries.path("orderer"))], env,
-                             cwd=layout.node_data(orderer.host_name))
-        for orderer in topology.orderers:
-            supervisor.wait_ready(orderer.host_name, http_ok(f"http://{orderer.operations_address}/healthz"),
-                                  READY_TIMEOUT)
+        nodes.start_orderers()
     with step("join orderers"):
         _concurrently(lambda channel: join_orderers(topology, layout, channel), topology.channels)
     with step("start peers"):
-        for peer in topology.peers:
-            env = child_env(render.peer_env(topology, layout, peer))
-            supervisor.start(peer.host_name, [str(binaries.path("peer")), "node", "start"], env,
-                             cwd=layout.node_data(peer.host_name))
-        for peer in topology.peers:
-            supervisor.wait_ready(peer.host_name, http_ok(f"http://{peer.operations_address}/healthz"),
-                                  READY_TIMEOUT)
+        nodes.start_peers()
     with step("join peers"):
-        _concurrently(lambda channel: join_peers(binaries, topology, layout, channel), topology.channels)
+        _concurrently(lambda channel: join_peers(tools, topology, layout, channel), topology.channels)
     with step("start chaincode servers"):
-        for domain in topology.domains:
-            start_chaincode_server(supervisor, topology, layout, domain, package_ids[domain.id])
-        for domain in topology.domains:
-            supervisor.wait_ready(chaincode_process_name(domain), tcp_open(topology.host, domain.chaincode_port),
-                                  READY_TIMEOUT)
+        nodes.start_chaincode_servers(package_ids)
     with step("install chaincode"):
         members = [peer for peer in topology.peers if topology.channels_of(peer)]
         _concurrently(
-            lambda peer: install(PeerAdmin(binaries, topology, layout, peer), *packages[peer.domain_id]), members
+            lambda peer: install(PeerAdmin(tools, topology, layout, peer), *packages[peer.domain_id]), members
         )
     with step("approve and commit chaincode"):
-        _concurrently(lambda channel: deploy(binaries, topology, layout, channel, package_ids), topology.channels)
+        _concurrently(lambda channel: deploy(tools, topology, layout, channel, package_ids), topology.channels)
     return step.timings
 
 
@@ -114,22 +147,30 @@ def down(layout: NetworkLayout, timeout: float = STOP_TIMEOUT) -> list[str]:
 
 def clean(layout: NetworkLayout) -> None:
     """down, then delete everything generated (crypto, configuration, ledgers, logs)."""
+    check_deletable(layout)
+    down(layout)
+    if layout.root.exists():
+        shutil.rmtree(layout.root.resolve())
+
+
+def check_deletable(layout: NetworkLayout) -> None:
+    """NetworkError unless the layout's root may be deleted: never the home folder, the project or above it."""
     root = layout.root.resolve()
     if root in (Path.home(), PROJECT_ROOT, *PROJECT_ROOT.parents):
         raise NetworkError(f"refusing to delete {root}: it is not a build folder")
-    down(layout)
-    if root.exists():
-        shutil.rmtree(root)
 
 
-def status(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries | None = None) -> dict[str, Any]:
+def status(topology: Topology, layout: NetworkLayout, tools: FabricTools | None = None,
+           processes: list[ProcessStatus] | None = None) -> dict[str, Any]:
     """Every process, and per channel each orderer's status, each peer's height and the committed chaincode.
 
-    Ledger facts come from running nodes only; peer facts need `binaries` (the peer CLI).
+    `processes` are the supervisor's unless given (docker mode gives the containers). Ledger facts come
+    from running nodes only; peer facts need `tools` (the peer CLI).
     """
-    processes = Supervisor(layout).status()
+    if processes is None:
+        processes = Supervisor(layout).status()
     running = {process.name for process in processes if process.alive}
-    channels = _concurrently(lambda channel: _channel_status(topology, layout, binaries, channel, running),
+    channels = _concurrently(lambda channel: _channel_status(topology, layout, tools, channel, running),
                              topology.channels)
     return {
         "processes": [asdict(process) for process in processes],
@@ -137,12 +178,12 @@ def status(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries |
     }
 
 
-def _channel_status(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries | None,
+def _channel_status(topology: Topology, layout: NetworkLayout, tools: FabricTools | None,
                     channel: Channel, running: set[str]) -> dict[str, Any]:
     def unavailable(host_name: str, needs_peer_cli: bool = False) -> str | None:
         if host_name not in running:
             return "not running"
-        if needs_peer_cli and binaries is None:
+        if needs_peer_cli and tools is None:
             return "no Fabric binaries to ask with"
         return None
 
@@ -154,7 +195,7 @@ def _channel_status(topology: Topology, layout: NetworkLayout, binaries: FabricB
     running_member: PeerAdmin | None = None  # to ask for the committed chaincode
     for peer in channel.peers:
         missing = unavailable(peer.host_name, needs_peer_cli=True)
-        admin = PeerAdmin(binaries, topology, layout, peer) if missing is None else None
+        admin = PeerAdmin(tools, topology, layout, peer) if missing is None else None
         peers[peer.host_name] = _ask(missing, _peer_facts, admin, channel.name)
         running_member = running_member or admin
     chaincode = _ask(None if running_member else "no member peer to ask", committed_sequences, running_member,
@@ -188,7 +229,7 @@ def _concurrently(action: Callable[[Item], Result], items: Iterable[Item]) -> li
     return [future.result() for future in futures]
 
 
-class _StepClock:
+class StepClock:
     """Times the steps of `up` and announces each one."""
 
     def __init__(self, progress: Callable[[str], None] | None):

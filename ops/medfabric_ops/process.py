@@ -57,7 +57,7 @@ class ProcessError(RuntimeError):
 @dataclass(frozen=True)
 class ProcessStatus:
     name: str
-    pid: int
+    pid: int | None  # None for a container (docker mode)
     alive: bool
     rss_bytes: int | None
     uptime_seconds: float | None

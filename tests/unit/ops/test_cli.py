@@ -93,10 +93,6 @@ def test_a_node_that_dies_during_up_is_named_with_its_log_tail(build_dir, tmp_pa
     ]
 
 
-def test_docker_mode_is_refused_in_one_line(build_dir):
-    assert_one_line_error(invoke("up", "--mode", "docker"), "--mode docker is not driven by medfabric_ops")
-
-
 def test_down_with_nothing_running(build_dir):
     result = invoke("down", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout) == {"stopped": []}
