@@ -9,8 +9,11 @@ OPS := $(BIN)/python -m medfabric_ops
 MODE ?= native
 TOPOLOGY ?= network/topology.yaml
 PYTEST_ARGS ?=
+# Node workspaces the tests use: dclint and the Compose schema, and the official
+# Fabric Gateway client and chaincode shim that check our fakes speak the protocol.
+NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode_node
 
-.PHONY: help setup venv up down status logs clean demo test unit integration render
+.PHONY: help setup venv node-deps up down status logs clean demo test unit integration render
 
 help:
 	@echo "make demo | test | setup | up | down | status | logs | clean   (MODE=native|docker)"
@@ -47,11 +50,17 @@ clean: venv
 demo: up
 	$(BIN)/medfabric demo --topology $(TOPOLOGY)
 
-unit: venv
-	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+node-deps:
+	@command -v npm >/dev/null || { echo "npm not found: the Node-based checks will be skipped"; exit 0; }; \
+	for dir in $(NODE_WORKSPACES); do \
+	  [ -d $$dir/node_modules ] || (cd $$dir && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+	done
+
+unit: venv node-deps
+	$(BIN)/python -m pytest tests/unit tests/conformance -q $(PYTEST_ARGS)
 
 integration: venv
 	$(BIN)/python -m pytest tests/integration -q $(PYTEST_ARGS)
 
-test: venv
+test: venv node-deps
 	$(BIN)/python -m pytest tests -q $(PYTEST_ARGS)
