@@ -40,9 +40,9 @@ def one_line(exc: BaseException) -> str:
     """The first line of an error's message, with Gateway per-peer details appended."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     for detail in getattr(exc, "details", None) or ():
-        message = getattr(detail, "message", "")
-        if message and message not in text:
-            text += f" [{getattr(detail, 'address', '?')}: {message.splitlines()[0]}]"
+        message = " ".join(getattr(detail, "message", "").split())
+        if message and message not in " ".join(text.split()):
+            text += f" [{getattr(detail, 'address', '?')}: {message}]"
     return text
 
 

@@ -89,6 +89,10 @@ class NetworkLayout:
     def chaincode_package(self, domain: Domain) -> Path:
         return self.root / "chaincode" / domain.id / "package.tar.gz"
 
+    def connection_profile(self, domain: Domain) -> Path:
+        """The domain's common connection profile (JSON), for SDKs and Caliper."""
+        return self.root / f"connection-{domain.id}.json"
+
     # -- runtime state -----------------------------------------------------
     def node_data(self, host_name: str) -> Path:
         """Ledgers and other state of one node (kept across down/up)."""
