@@ -24,7 +24,7 @@ from rich.table import Table
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
 from medfabric.topology import Topology, TopologyError, load_topology
 
-from . import compose, docker_mode, render
+from . import compose, crypto_material, docker_mode, render
 from . import network as native
 from .binaries import (
     FABRIC_COMMANDS,
@@ -122,11 +122,12 @@ def setup(topology_path: str | None, mode: str, as_json: bool) -> None:
 @_topology_option
 @_json_option
 def render_command(topology_path: str | None, as_json: bool) -> None:
-    """Write the nodes' configuration and docker-compose.yaml from the topology; nothing is started.
+    """Write crypto material, the nodes' configuration and docker-compose.yaml; nothing is started.
 
     Example: medfabric network render --topology network/topology.yaml
     """
     topology, layout = load_topology(topology_path), NetworkLayout.default()
+    crypto_material.generate_crypto(topology, layout)  # the rendered files name these paths
     render.render_network(topology, layout)
     COMPOSE_FILE.write_text(compose.render_compose(topology))
     report = {"config_dir": str(layout.root), "compose_file": str(COMPOSE_FILE)}

@@ -31,7 +31,7 @@ from .render.files import environment
 from .render.orderer_yaml import orderer_env
 
 HEADER = (
-    "# Generated from network/topology.yaml by `medfabric network compose` — do not edit.\n"
+    "# Generated from network/topology.yaml by `medfabric network render` — do not edit.\n"
     "# Needs the material of `medfabric network render` in build/network.\n"
 )
 HOST_LAYOUT = NetworkLayout(Path("build/network"))  # relative to the project root, where the file lives

@@ -141,3 +141,17 @@ def test_python_m_medfabric_ops_runs_the_same_group(monkeypatch, capsys):
         runpy.run_module("medfabric_ops", run_name="__main__")
     assert done.value.code == 0
     assert "status" in capsys.readouterr().out
+
+
+def test_render_writes_crypto_configs_and_compose_without_starting_anything(build_dir, tmp_path, monkeypatch):
+    compose_file = tmp_path / "docker-compose.yaml"
+    monkeypatch.setattr(cli, "COMPOSE_FILE", compose_file)
+    result = invoke("render", "--json")
+    assert result.exit_code == 0, result.output
+    layout = NetworkLayout(build_dir)
+    topology = cli.load_topology(None)
+    domain = topology.domains[0]
+    assert (layout.user_msp(domain, "doctor") / "signcerts").is_dir()
+    assert (layout.node_config(domain.duty_peer.host_name) / "core.yaml").is_file()
+    assert compose_file.read_text().startswith("# Generated from network/topology.yaml")
+    assert not layout.run.exists() or not any(layout.run.iterdir())

@@ -1,0 +1,40 @@
+"""Everything rendered from the topology: channel profiles (configtx.yaml),
+each node's core.yaml or orderer.yaml, each domain's chaincode package and
+connection profile, and the environments nodes and the peer CLI run with.
+
+    >>> render_network(topology, layout)   # after crypto_material.generate_crypto(topology, layout)
+
+A second render with the same topology rewrites nothing.
+"""
+
+from __future__ import annotations
+
+from medfabric.layout import NetworkLayout
+from medfabric.topology import Topology
+
+from .chaincode_package import chaincode_package
+from .configtx import render_configtx
+from .connection_profile import connection_profile, render_connection_profile
+from .core_yaml import admin_cli_env, peer_env, render_core_yaml
+from .orderer_yaml import orderer_env, render_orderer_yaml
+
+__all__ = [
+    "admin_cli_env",
+    "chaincode_package",
+    "connection_profile",
+    "orderer_env",
+    "peer_env",
+    "render_network",
+]
+
+
+def render_network(topology: Topology, layout: NetworkLayout) -> None:
+    """Write every rendered file of the network into `layout`; unchanged files are left alone."""
+    render_configtx(topology, layout)
+    for peer in topology.peers:
+        render_core_yaml(topology, layout, peer)
+    for orderer in topology.orderers:
+        render_orderer_yaml(topology, layout, orderer)
+    for domain in topology.domains:
+        chaincode_package(topology, layout, domain)
+        render_connection_profile(topology, layout, domain)
