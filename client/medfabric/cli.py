@@ -185,6 +185,43 @@ def demo(obj: CliContext, as_json: bool) -> None:
         emit(report, True, "")
 
 
+@cli.group()
+def bench() -> None:
+    """Load tests through the Gateway client (Caliper suites: `make bench`)."""
+
+
+@bench.command("put")
+@_connection_options
+@click.option("--count", default=1000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="PutRecord transactions to submit.")
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 512),
+              help="Concurrent submitting tasks.")
+@click.pass_obj
+def bench_put(obj: CliContext, domain: str, user: str, channel: str, as_json: bool,
+              count: int, concurrency: int) -> None:
+    """Submit COUNT PutRecord transactions concurrently, read each back, report TPS and latency.
+
+    Example: medfabric bench put --domain hospital-a --as doctor --channel public --count 1000
+    """
+    from rich.progress import Progress
+
+    from .loadtest import run_put_load
+
+    channel_name = obj.channel_name(domain, channel)
+    with Progress(transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"PutRecord on {channel_name}", total=count)
+        result = run_put_load(
+            obj.topology, obj.layout, domain_id=domain, channel=channel_name, count=count,
+            concurrency=concurrency, user=user, progress=lambda: progress.advance(task),
+        )
+    emit(result.as_dict(), as_json,
+         f"{result.committed}/{result.count} committed, {result.read_back} read back, {result.failed} failed; "
+         f"{result.tps} TPS, p50 {result.latency_p50_ms} ms, p99 {result.latency_p99_ms} ms "
+         f"({result.concurrency} concurrent, {result.seconds} s)")
+    if result.failed or result.read_back != result.count:
+        sys.exit(1)
+
+
 def _load_plugins() -> None:
     for entry in entry_points(group=PLUGIN_GROUP):
         if entry.name not in cli.commands:

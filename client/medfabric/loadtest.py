@@ -4,7 +4,7 @@ Measures what the foundation promises: N submits from C concurrent tasks all
 commit VALID, none are lost (each is read back), none hang (every call has a
 deadline). Reports throughput and latency percentiles. A benchmark, not a test:
 
-    python -m medfabric_ops loadtest --count 1000 --concurrency 32 --channel public
+    medfabric bench put --domain hospital-a --channel public --count 1000 --concurrency 32
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
-from medfabric.connection import connect_as
-from medfabric.demo import demo_entry
-from medfabric.emr_index import EmrIndex
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Topology
+from .connection import connect_as
+from .demo import demo_entry
+from .emr_index import EmrIndex
+from .layout import NetworkLayout
+from .topology import Topology
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-from medfabric_ops.loadtest import percentile
+from medfabric.loadtest import percentile
 
 
 def test_percentile_is_nearest_rank():
