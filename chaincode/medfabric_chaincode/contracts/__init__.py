@@ -1,5 +1,8 @@
 """The contracts of the MedFabric chaincode; the first answers function names without a contract prefix."""
 
+from .access_log import AccessLogContract
+from .anchor import AnchorContract
+from .consent import ConsentContract
 from .emr_index import EmrIndexContract
 
-ALL_CONTRACTS = [EmrIndexContract]
+ALL_CONTRACTS = [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract]

@@ -1,0 +1,165 @@
+"""What the contracts share: field rules with one-line errors naming the field, times, identity checks, listings.
+
+A rule is a test of a value and the sentence it states when the value fails:
+`check_fields` applies a dict of them to a JSON document and raises
+`invalid <what>: field '<name>' <rule>` for the first field that fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from itertools import takewhile
+from typing import Any, NoReturn
+
+from ..runtime import ChaincodeStub, ClientIdentity, KeyValue, TransactionError, parse_json
+
+Rule = tuple[Callable[[Any], bool], str]
+
+INDEX_VALUE = b"\x00"  # the value of an index key: the peer treats an empty value as a delete
+MAX_PAGE_SIZE = 1000
+DOMAIN_ATTRIBUTE = "medfabric.domain"  # Fabric CA attributes of MedFabric identities
+ROLE_ATTRIBUTE = "medfabric.role"
+ENROLLMENT_ATTRIBUTE = "hf.EnrollmentID"
+
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_DOMAIN = re.compile(r"[a-z0-9-]{1,63}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def text(pattern: re.Pattern) -> Callable[[Any], bool]:
+    """A string the pattern matches in full."""
+    return lambda value: isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def one_of(values: Collection[str]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, str) and value in values
+
+
+def is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def utc_time(value: Any) -> datetime | None:
+    """An ISO-8601 date-time with a time zone, in UTC; None for anything else."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+        return moment.astimezone(UTC) if moment is not None and moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def is_zoned_time(value: Any) -> bool:
+    return utc_time(value) is not None
+
+
+ID_RULE: Rule = (text(_ID), "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+DOMAIN_RULE: Rule = (text(_DOMAIN), "must be 1-63 characters of a-z 0-9 -")
+SHA256_RULE: Rule = (text(_SHA256), "must be 64 lowercase hex characters")
+TIME_RULE: Rule = (is_zoned_time, "must be an ISO-8601 date-time with a time zone")
+
+
+def iso_millis(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds (truncated), fixed width: text order is time order."""
+    m = moment.astimezone(UTC)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m:%H:%M:%S}.{m.microsecond // 1000:03d}Z"
+
+
+def parse_document(document_json: str, what: str) -> dict[str, Any]:
+    """A JSON object; `invalid <what>: ...` when the text is not one."""
+    try:
+        document = parse_json(document_json)
+    except ValueError as exc:
+        raise TransactionError(f"invalid {what}: not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise TransactionError(f"invalid {what}: expected a JSON object")
+    return document
+
+
+def check_fields(
+    document: dict[str, Any], rules: dict[str, Rule], what: str, *, optional: Collection[str] = (), prefix: str = ""
+) -> None:
+    """Every field known and valid; fields in `optional` may be absent, and pass unchecked when they have no rule."""
+    unknown = sorted(set(document) - set(rules) - set(optional))
+    if unknown:
+        names = ", ".join(f"'{prefix}{name}'" for name in unknown)
+        raise TransactionError(f"invalid {what}: unknown field{'s' if len(unknown) > 1 else ''} {names}")
+    for name, (is_valid, rule) in rules.items():
+        if name not in document:
+            if name in optional:
+                continue
+            invalid_field(what, prefix + name, "is required")
+        if not is_valid(document[name]):
+            invalid_field(what, prefix + name, rule)
+
+
+def invalid_field(what: str, name: str, rule: str) -> NoReturn:
+    raise TransactionError(f"invalid {what}: field '{name}' {rule}")
+
+
+def check_argument(name: str, value: Any, rule: Rule) -> None:
+    is_valid, sentence = rule
+    if not is_valid(value):
+        raise TransactionError(f"invalid argument: '{name}' {sentence}")
+
+
+def time_argument(name: str, value: str) -> str:
+    """A time argument as iso_millis writes it; "" stays "" (no bound)."""
+    if not value:
+        return ""
+    check_argument(name, value, TIME_RULE)
+    return iso_millis(utc_time(value))
+
+
+def check_page(page_size: int, bookmark: str) -> None:
+    if not 0 <= page_size <= MAX_PAGE_SIZE:
+        raise TransactionError(f"invalid argument: 'page_size' must be between 0 (no paging) and {MAX_PAGE_SIZE}")
+    if bookmark and not page_size:
+        raise TransactionError("invalid argument: 'bookmark' needs a page_size")
+
+
+def require_domain(identity: ClientIdentity, domain: str, doing: str) -> None:
+    """The caller's certificate must say medfabric.domain = domain."""
+    claimed = identity.get_attribute(DOMAIN_ATTRIBUTE)
+    if claimed != domain:
+        has = f"has {DOMAIN_ATTRIBUTE} {claimed}" if claimed is not None else f"has no {DOMAIN_ATTRIBUTE}"
+        raise TransactionError(f"only an identity of domain {domain} may {doing}: the caller's certificate {has}")
+
+
+def read_range(
+    stub: ChaincodeStub,
+    object_type: str,
+    attributes: list[str],
+    page_size: int = 0,
+    bookmark: str = "",
+    start: str = "",
+    end: str = "",
+) -> tuple[list[KeyValue], str]:
+    """Composite keys of `object_type` beginning with `attributes`, in key order, from `start` (a key, inclusive)
+    to `end` (exclusive), "" for no bound: all of them (page_size 0) or a page of `page_size` from `bookmark`.
+    Returns them and the bookmark of the next page ("" when there is none).
+
+    A start bound goes to the peer as the bookmark of a paginated query: the peer starts the range at the
+    bookmark (inclusive) and checks nothing about it, hence the check that a caller's bookmark is in this
+    listing. Paginated queries need a read-only transaction: a start bound or a page_size is for evaluate only.
+    """
+    if bookmark and not bookmark.startswith(stub.create_composite_key(object_type, attributes)):
+        raise TransactionError("invalid argument: 'bookmark' does not belong to this listing")
+    first = max(bookmark, start)
+    found: list[KeyValue] = []
+    if not first and not page_size:
+        with stub.get_state_by_partial_composite_key(object_type, attributes) as entries:
+            found = list(takewhile(lambda entry: not end or entry.key < end, entries))
+        return found, ""
+    while True:
+        size = page_size - len(found) if page_size else MAX_PAGE_SIZE
+        entries, page = stub.get_state_by_partial_composite_key_with_pagination(object_type, attributes, size, first)
+        with entries:
+            for entry in entries:
+                if end and entry.key >= end:
+                    return found, ""
+                found.append(entry)
+        first = page.bookmark
+        if not first or (page_size and len(found) >= page_size):
+            return found, ("" if end and first >= end else first)

@@ -1,0 +1,250 @@
+"""consent: grants to read records of another domain, and access decisions (shaped like FHIR Consent).
+
+A grant lets one MSP, or one user of it (an enrollment id), read one record,
+every record of one patient, or every record of one FHIR resource type, of one
+domain, for a purpose, until it expires or is revoked. Only the owner grants:
+for a record, its owner_msp in emr_index on this channel; for a patient or a
+resource type, an identity whose certificate says medfabric.domain = the
+domain. A grant counts for a record only when the grantor's MSP owns the
+record, so no MSP can open another's records by claiming its domain. State:
+
+    ("grant", grant_id)                              -> the grant, canonical JSON
+    ("grant~record", record_id, grant_id)             -> b"\\x00"
+    ("grant~patient", domain, patient, grant_id)      -> b"\\x00"
+    ("grant~type", domain, resource_type, grant_id)   -> b"\\x00"
+
+grant_id is the id of the granting transaction. Expiry is judged by the
+transaction timestamp: a grant is valid while timestamp < expires.
+
+CheckAccess and EmergencyAccess decide for the caller and write the decision to
+the access log in the same transaction (access_log.append_log). A denial is an
+answer, not a failure: it commits, so that it stays in the log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+
+from ..runtime import (
+    ChaincodeStub, Contract, TransactionContext, TransactionError, canonical_json, load_json, transaction
+)
+from .access_log import REASON_RULE, append_log
+from .common import (
+    ENROLLMENT_ATTRIBUTE, INDEX_VALUE, ROLE_ATTRIBUTE, SHA256_RULE, TIME_RULE, Rule, check_argument, check_fields,
+    invalid_field, iso_millis, one_of, parse_document, require_domain, text, utc_time
+)
+from .emr_index import ENTRY_RULES, EmrRecord, find_record, load_record
+
+GRANT_KEY = "grant"
+RECORD_GRANTS = "grant~record"
+PATIENT_GRANTS = "grant~patient"
+TYPE_GRANTS = "grant~type"
+SCOPES = ("record_id", "patient", "resource_type")
+PURPOSES = ("treatment", "research", "payment", "operations", "public-health")
+EMERGENCY_ROLE = "doctor"
+GRANT_CREATED_EVENT = "GrantCreated"
+GRANT_REVOKED_EVENT = "GrantRevoked"
+ACCESS_DECISION_EVENT = "AccessDecision"
+
+GRANT_ID_RULE: Rule = (SHA256_RULE[0], "must be a transaction id: 64 lowercase hex characters")
+_MSP_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_ENROLLMENT_ID = re.compile(r"[A-Za-z0-9._@-]{1,128}")
+_GRANT_RULES: dict[str, Rule] = {
+    **{scope: ENTRY_RULES[scope] for scope in SCOPES},
+    "domain": ENTRY_RULES["domain"],
+    "grantee_msp": (text(_MSP_ID), "must be an MSP id of 1-128 characters of A-Z a-z 0-9 . _ -"),
+    "grantee_user": (text(_ENROLLMENT_ID), "must be an enrollment id of 1-128 characters of A-Z a-z 0-9 . _ @ -"),
+    "purpose": (one_of(PURPOSES), f"must be one of {', '.join(PURPOSES)}"),
+    "expires": TIME_RULE,
+}
+
+
+@dataclass(frozen=True)
+class ConsentGrant:
+    grant_id: str  # the granting transaction's id
+    domain: str  # the domain whose records are granted
+    record_id: str | None  # the scope: exactly one of record_id, patient, resource_type
+    patient: str | None
+    resource_type: str | None
+    grantee_msp: str
+    grantee_user: str | None  # an enrollment id within grantee_msp; None: any identity of it
+    purpose: str
+    expires: str  # ISO-8601 UTC with milliseconds (truncated)
+    grantor_msp: str  # set by the contract: the caller's
+    grantor_id: str
+    created: str
+    revoked: bool
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    decision: str  # "allow" or "deny"
+    reason: str
+    grant_id: str | None  # the grant that allows it, if one does
+    log_id: str  # the access-log entry of the decision
+
+
+class ConsentContract(Contract):
+    """Grant, revoke and list access to records; decide and log accesses."""
+
+    name = "consent"
+
+    @transaction
+    def GrantAccess(self, ctx: TransactionContext, grant_json: str) -> ConsentGrant:
+        """Let grantee_msp (or one user of it) read a record, or a patient's or a type's records, until `expires`."""
+        document = parse_document(grant_json, "grant")
+        check_fields(document, _GRANT_RULES, "grant", optional={*SCOPES, "grantee_user"})
+        if sum(scope in document for scope in SCOPES) != 1:
+            raise TransactionError("invalid grant: exactly one of the fields 'record_id', 'patient', 'resource_type' "
+                                   "is required")
+        stub, identity = ctx.stub, ctx.client_identity
+        now = stub.get_tx_timestamp()
+        expires = iso_millis(utc_time(document["expires"]))
+        if utc_time(expires) <= now:
+            invalid_field("grant", "expires", f"must be after the transaction time {iso_millis(now)}")
+        if "record_id" in document:
+            _check_record_owner(stub, identity.msp_id, document["record_id"], document["domain"])
+        else:
+            require_domain(identity, document["domain"], "grant access to its patients or resource types")
+        grant = ConsentGrant(
+            grant_id=stub.get_tx_id(),
+            domain=document["domain"],
+            **{scope: document.get(scope) for scope in SCOPES},
+            grantee_msp=document["grantee_msp"],
+            grantee_user=document.get("grantee_user"),
+            purpose=document["purpose"],
+            expires=expires,
+            grantor_msp=identity.msp_id,
+            grantor_id=identity.get_id(),
+            created=iso_millis(now),
+            revoked=False,
+            revoked_at=None,
+        )
+        stub.put_state(stub.create_composite_key(GRANT_KEY, [grant.grant_id]), canonical_json(grant))
+        stub.put_state(_index_key(stub, grant), INDEX_VALUE)
+        append_log(ctx, "grant", "success", grant.record_id, f"grant {grant.grant_id}")
+        stub.set_event(GRANT_CREATED_EVENT, canonical_json(grant))
+        return grant
+
+    @transaction
+    def RevokeGrant(self, ctx: TransactionContext, grant_id: str) -> ConsentGrant:
+        """Revoke a grant the caller's MSP made; returns it revoked."""
+        check_argument("grant_id", grant_id, GRANT_ID_RULE)
+        stub = ctx.stub
+        grant = _load_grant(stub, grant_id)
+        if grant.grantor_msp != ctx.client_identity.msp_id:
+            raise TransactionError(f"only the grantor {grant.grantor_msp} may revoke grant {grant_id}")
+        if grant.revoked:
+            raise TransactionError(f"grant {grant_id} is already revoked")
+        revoked = replace(grant, revoked=True, revoked_at=iso_millis(stub.get_tx_timestamp()))
+        stub.put_state(stub.create_composite_key(GRANT_KEY, [grant_id]), canonical_json(revoked))
+        append_log(ctx, "revoke", "success", grant.record_id, f"grant {grant_id}")
+        stub.set_event(GRANT_REVOKED_EVENT, canonical_json(revoked))
+        return revoked
+
+    @transaction(evaluate=True)
+    def GetGrant(self, ctx: TransactionContext, grant_id: str) -> ConsentGrant:
+        """A grant, revoked or not."""
+        check_argument("grant_id", grant_id, GRANT_ID_RULE)
+        return _load_grant(ctx.stub, grant_id)
+
+    @transaction(evaluate=True)
+    def ListGrants(self, ctx: TransactionContext, record_id: str) -> list[ConsentGrant]:
+        """Every grant that bears on a record, revoked and expired ones too: its own, its patient's, its type's."""
+        check_argument("record_id", record_id, ENTRY_RULES["record_id"])
+        return _grants_for(ctx.stub, load_record(ctx.stub, record_id))
+
+    @transaction
+    def CheckAccess(self, ctx: TransactionContext, record_id: str, action: str = "read") -> AccessDecision:
+        """May the caller read the record now? Logs the decision ("read" or "denied") and commits either way."""
+        check_argument("record_id", record_id, ENTRY_RULES["record_id"])
+        check_argument("action", action, (one_of(("read",)), "must be read"))
+        allowed, reason, grant_id = _decide(ctx, record_id)
+        return _conclude(ctx, record_id, "read" if allowed else "denied", reason, grant_id)
+
+    @transaction
+    def EmergencyAccess(self, ctx: TransactionContext, record_id: str, reason: str) -> AccessDecision:
+        """Break-glass: a doctor reads a record without a grant; logged as "break-glass" and flagged for review."""
+        check_argument("record_id", record_id, ENTRY_RULES["record_id"])
+        check_argument("reason", reason, REASON_RULE)
+        role = ctx.client_identity.get_attribute(ROLE_ATTRIBUTE)
+        if role != EMERGENCY_ROLE:
+            return _conclude(ctx, record_id, "denied", f"break-glass refused: {ROLE_ATTRIBUTE} is {role or 'missing'}")
+        record = find_record(ctx.stub, record_id)
+        if record is None or record.erased:
+            return _conclude(ctx, record_id, "denied", "record not found" if record is None else "record erased")
+        return _conclude(ctx, record_id, "break-glass", f"break-glass: {reason}")
+
+
+def _check_record_owner(stub: ChaincodeStub, msp_id: str, record_id: str, domain: str) -> None:
+    record = load_record(stub, record_id)
+    if record.owner_msp != msp_id:
+        raise TransactionError(f"only the owner {record.owner_msp} may grant access to record {record_id}")
+    if record.erased:
+        raise TransactionError(f"record {record_id} is erased")
+    if record.domain != domain:
+        invalid_field("grant", "domain", f"must be the record's domain {record.domain}")
+
+
+def _index_key(stub: ChaincodeStub, grant: ConsentGrant) -> str:
+    if grant.record_id is not None:
+        return stub.create_composite_key(RECORD_GRANTS, [grant.record_id, grant.grant_id])
+    if grant.patient is not None:
+        return stub.create_composite_key(PATIENT_GRANTS, [grant.domain, grant.patient, grant.grant_id])
+    return stub.create_composite_key(TYPE_GRANTS, [grant.domain, grant.resource_type, grant.grant_id])
+
+
+def _load_grant(stub: ChaincodeStub, grant_id: str) -> ConsentGrant:
+    data = stub.get_state(stub.create_composite_key(GRANT_KEY, [grant_id]))
+    if data is None:
+        raise TransactionError(f"grant {grant_id} not found")
+    return load_json(ConsentGrant, data, "grant")
+
+
+def _grants_for(stub: ChaincodeStub, record: EmrRecord) -> list[ConsentGrant]:
+    """The grants of the record's owner on it, on its patient, on its type; each group in grant id order."""
+    grant_ids = []
+    for object_type, attributes in (
+        (RECORD_GRANTS, [record.record_id]),
+        (PATIENT_GRANTS, [record.domain, record.patient]),
+        (TYPE_GRANTS, [record.domain, record.resource_type]),
+    ):
+        with stub.get_state_by_partial_composite_key(object_type, attributes) as entries:
+            grant_ids += [stub.split_composite_key(entry.key)[1][-1] for entry in entries]
+    grants = [_load_grant(stub, grant_id) for grant_id in grant_ids]
+    return [grant for grant in grants if grant.grantor_msp == record.owner_msp]
+
+
+def _decide(ctx: TransactionContext, record_id: str) -> tuple[bool, str, str | None]:
+    """(allowed, reason, grant id) for the caller reading the record at the transaction's time."""
+    stub, identity = ctx.stub, ctx.client_identity
+    record = find_record(stub, record_id)
+    if record is None:
+        return False, "record not found", None
+    if record.erased:
+        return False, "record erased", None
+    if record.owner_msp == identity.msp_id:
+        return True, "own domain", None
+    now, user = stub.get_tx_timestamp(), identity.get_attribute(ENROLLMENT_ATTRIBUTE)
+    refusal = "no grant"
+    for grant in _grants_for(stub, record):
+        if grant.grantee_msp != identity.msp_id or grant.grantee_user not in (None, user):
+            continue
+        if not grant.revoked and now < utc_time(grant.expires):
+            return True, f"grant {grant.grant_id}", grant.grant_id
+        if refusal == "no grant":
+            refusal = f"grant {grant.grant_id} {'revoked' if grant.revoked else 'expired'}"
+    return False, refusal, None
+
+
+def _conclude(
+    ctx: TransactionContext, record_id: str, action: str, reason: str, grant_id: str | None = None
+) -> AccessDecision:
+    """Log the decision, announce it in the transaction's event, and return it."""
+    entry = append_log(ctx, action, "failure" if action == "denied" else "success", record_id, reason)
+    decision = AccessDecision("deny" if action == "denied" else "allow", reason, grant_id, entry.log_id)
+    event = {**asdict(decision), "record_id": record_id, "actor_msp": entry.actor_msp, "flagged": entry.flagged}
+    ctx.stub.set_event(ACCESS_DECISION_EVENT, canonical_json(event))
+    return decision
