@@ -35,6 +35,10 @@ _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9.-]{0,62}$")
 _NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
 _DURATION = re.compile(r"^(\d+)(ms|s)$")
+# Fabric's _lifecycle rules for a chaincode name and version. The package label is
+# "<name>_<version>", which then also matches Fabric's label rule ^[[:alnum:]][[:alnum:]_.+-]*$.
+_CHAINCODE_NAME = re.compile(r"^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$")
+_CHAINCODE_VERSION = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _CONSENSUS = ("raft", "bft")
 
 
@@ -273,8 +277,8 @@ def parse_topology(raw: Any, source: Path | None = None) -> Topology:
     )
 
     chaincode = Chaincode(
-        name=chaincode_doc.text("name", pattern=re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")),
-        version=chaincode_doc.text("version"),
+        name=chaincode_doc.text("name", pattern=_CHAINCODE_NAME),
+        version=chaincode_doc.text("version", pattern=_CHAINCODE_VERSION),
         sequence=chaincode_doc.integer("sequence", minimum=1, maximum=1_000_000),
     )
     chaincode_doc.reject_unknown()

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, TypeVar
 
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import Channel, Orderer, Topology
+from medfabric.topology import Channel, Orderer, Peer, Topology
 
 from . import crypto_material, render
 from .binaries import FabricBinaries, FabricCommandError, FabricTools
 from .channel import PeerAdmin, create_genesis_block, join_orderers, join_peers
 from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
 from .osnadmin import OSNAdmin, OSNAdminError
-from .process import ProcessStatus, Supervisor, child_env, http_ok, tcp_open
+from .process import Probe, ProcessStatus, Supervisor, all_of, child_env, http_ok, tcp_open, tls_handshake
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -72,8 +72,7 @@ class NativeNodes:
             self._supervisor.start(orderer.host_name, [str(self._binaries.path("orderer"))], env,
                                    cwd=self._layout.node_data(orderer.host_name))
         for orderer in self._topology.orderers:
-            self._supervisor.wait_ready(orderer.host_name, http_ok(f"http://{orderer.operations_address}/healthz"),
-                                        READY_TIMEOUT)
+            self._supervisor.wait_ready(orderer.host_name, orderer_ready(orderer), READY_TIMEOUT)
 
     def start_peers(self) -> None:
         for peer in self._topology.peers:
@@ -81,8 +80,7 @@ class NativeNodes:
             self._supervisor.start(peer.host_name, [str(self._binaries.path("peer")), "node", "start"], env,
                                    cwd=self._layout.node_data(peer.host_name))
         for peer in self._topology.peers:
-            self._supervisor.wait_ready(peer.host_name, http_ok(f"http://{peer.operations_address}/healthz"),
-                                        READY_TIMEOUT)
+            self._supervisor.wait_ready(peer.host_name, peer_ready(peer), READY_TIMEOUT)
 
     def start_chaincode_servers(self, package_ids: Mapping[str, str]) -> None:
         for domain in self._topology.domains:
@@ -90,6 +88,25 @@ class NativeNodes:
         for domain in self._topology.domains:
             self._supervisor.wait_ready(chaincode_process_name(domain),
                                         tcp_open(self._topology.host, domain.chaincode_port), READY_TIMEOUT)
+
+
+def orderer_ready(orderer: Orderer) -> Probe:
+    """/healthz answers and the channel participation (admin) endpoint accepts connections.
+
+    The orderer serves /healthz from the start, but opens its admin endpoint only once it has
+    loaded every channel it holds; joining before that meets a refused connection.
+    """
+    return all_of(http_ok(f"http://{orderer.operations_address}/healthz"),
+                  tcp_open(orderer.host, orderer.admin_port))
+
+
+def peer_ready(peer: Peer) -> Probe:
+    """/healthz answers and the peer's gRPC endpoint completes a TLS handshake.
+
+    The peer serves /healthz from the start, but serves gRPC only once its channels are loaded;
+    the peer CLI gives up on a refused or silent endpoint after peer.client.connTimeout.
+    """
+    return all_of(http_ok(f"http://{peer.operations_address}/healthz"), tls_handshake(peer.host, peer.listen_port))
 
 
 def up(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries,
@@ -153,11 +170,31 @@ def clean(layout: NetworkLayout) -> None:
         shutil.rmtree(layout.root.resolve())
 
 
+# What a build folder holds; `clean` deletes nothing that holds anything else.
+BUILD_FOLDER_ENTRIES = frozenset({"crypto", "config", "channel-artifacts", "chaincode", "data", "logs", "run"})
+
+
 def check_deletable(layout: NetworkLayout) -> None:
-    """NetworkError unless the layout's root may be deleted: never the home folder, the project or above it."""
+    """NetworkError unless the layout's root is a build folder that may be deleted.
+
+    Inside the project only build/ and below qualify; anywhere else the folder
+    must hold nothing but what `up` generates, so a mistyped MEDFABRIC_BUILD_DIR
+    can never take a source tree or a home folder with it.
+    """
     root = layout.root.resolve()
+    refusal = f"refusing to delete {root}: it is not a build folder"
     if root in (Path.home(), PROJECT_ROOT, *PROJECT_ROOT.parents):
-        raise NetworkError(f"refusing to delete {root}: it is not a build folder")
+        raise NetworkError(refusal)
+    if root.is_relative_to(PROJECT_ROOT) and not root.is_relative_to(PROJECT_ROOT / "build"):
+        raise NetworkError(refusal)
+    if root.is_dir():
+        foreign = sorted(
+            entry.name for entry in root.iterdir()
+            if entry.name not in BUILD_FOLDER_ENTRIES
+            and not (entry.name.startswith("connection-") and entry.name.endswith(".json"))
+        )
+        if foreign:
+            raise NetworkError(f"{refusal} (it holds {', '.join(foreign[:3])})")
 
 
 def status(topology: Topology, layout: NetworkLayout, tools: FabricTools | None = None,

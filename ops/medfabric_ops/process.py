@@ -22,6 +22,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -119,6 +120,34 @@ def tcp_open(host: str, port: int, timeout: float = 1.0) -> Probe:
             return False
 
     return probe
+
+
+def tls_handshake(host: str, port: int, timeout: float = 1.0) -> Probe:
+    """Probe: a TLS server on host:port completes a handshake (offering ALPN h2, as gRPC clients do).
+
+    Stronger than tcp_open for a Fabric gRPC server: the peer binds its port early but serves
+    (answers handshakes) only once every channel is loaded. Nothing is verified: this is
+    liveness, not trust.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as connection:
+                with context.wrap_socket(connection, server_hostname=host):
+                    return True
+        except (OSError, ssl.SSLError):
+            return False
+
+    return probe
+
+
+def all_of(*probes: Probe) -> Probe:
+    """Probe: every one of `probes` passes (checked in order, stopping at the first that fails)."""
+    return lambda: all(probe() for probe in probes)
 
 
 class Supervisor:

@@ -389,3 +389,24 @@ def test_clean_refuses_to_delete_the_project_or_a_folder_above_it(tmp_path, monk
     assert (project / "pyproject.toml").exists()
     network.clean(NetworkLayout(build))
     assert not build.exists() and (project / "pyproject.toml").exists()
+
+
+def test_clean_refuses_a_project_subfolder_or_a_folder_with_foreign_files(tmp_path, monkeypatch):
+    # A temporary stand-in project: were the guard broken, only these files would go.
+    project = tmp_path / "project"
+    sources = project / "ops"
+    sources.mkdir(parents=True)
+    (sources / "module.py").write_text("")
+    monkeypatch.setattr(network, "PROJECT_ROOT", project)
+    with pytest.raises(network.NetworkError, match="not a build folder"):
+        network.clean(NetworkLayout(sources))
+    elsewhere = tmp_path / "documents"
+    (elsewhere / "logs").mkdir(parents=True)
+    (elsewhere / "thesis.tex").write_text("")
+    with pytest.raises(network.NetworkError, match="it holds thesis.tex"):
+        network.clean(NetworkLayout(elsewhere))
+    assert (sources / "module.py").exists() and (elsewhere / "thesis.tex").exists()
+    (elsewhere / "thesis.tex").unlink()
+    (elsewhere / "connection-hospital-a.json").write_text("{}")
+    network.clean(NetworkLayout(elsewhere))
+    assert not elsewhere.exists()

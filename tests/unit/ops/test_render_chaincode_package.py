@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from medfabric.layout import NetworkLayout
-from medfabric.topology import load_topology
-from medfabric_ops.render.chaincode_package import chaincode_package, package_bytes, package_id
+import yaml
+
+from medfabric.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
+from medfabric_ops.render.chaincode_package import chaincode_package, package_bytes, package_id, package_label
 from medfabric_ops.render.core_yaml import CCAAS_BUILDER_DIR
 
 BUILDER = CCAAS_BUILDER_DIR / "bin"
@@ -140,3 +143,33 @@ def test_the_builder_steps_are_posix_shell_scripts():
         assert script.read_text().startswith("#!/bin/sh\n")
         assert script.stat().st_mode & 0o111 == 0o111
         assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+
+
+# Fabric's rules (core/chaincode/persistence LabelRegexp; _lifecycle ChaincodeName/VersionRegExp). Go's
+# [[:alnum:]] is ASCII; fullmatch stands for Go's ^...$ on a single-line string.
+FABRIC_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+FABRIC_NAME = re.compile(r"[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*")
+FABRIC_VERSION = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+@pytest.mark.parametrize("name, version", [("medfabric", "0.1"), ("med-fabric_2", "1.0.0-rc.1+build.7"), ("cc", "v2")])
+def test_every_chaincode_the_topology_accepts_gets_a_label_and_definition_fabric_accepts(name, version):
+    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    raw["chaincode"].update(name=name, version=version)
+    topology = parse_topology(raw)
+    assert FABRIC_LABEL.fullmatch(package_label(topology))
+    assert FABRIC_NAME.fullmatch(topology.chaincode.name) and FABRIC_VERSION.fullmatch(topology.chaincode.version)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("version", "1.0 beta"),  # a space: `peer lifecycle chaincode install` refuses the label
+    ("version", "v1:2"),      # a colon would also split the package id label:hash in two
+    ("version", "1/2"),
+    ("name", "medfabric-"),   # _lifecycle refuses the name at approveformyorg
+    ("name", "med__fabric"),
+])
+def test_a_chaincode_name_or_version_fabric_refuses_is_a_topology_error(field, value):
+    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    raw["chaincode"][field] = value
+    with pytest.raises(TopologyError, match=rf"^chaincode\.{field}: '{re.escape(value)}' does not match"):
+        parse_topology(raw)
