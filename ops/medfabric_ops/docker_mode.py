@@ -33,7 +33,7 @@ from medfabric.topology import Topology
 
 from . import compose, network
 from .binaries import command_name, run_tool
-from .process import Probe, ProcessStatus, http_ok, poll_until
+from .process import Probe, ProcessStatus, all_of, http_ok, poll_until, tls_handshake
 
 TOOLS_IMAGE = "hyperledger/fabric-tools"
 OFFLINE_COMMANDS = frozenset({"configtxgen"})  # reads and writes files only, so it runs before any node
@@ -137,16 +137,26 @@ class DockerFabricTools:
 
 
 class ComposeNodes:
-    """The nodes as compose services; each is ready once its /healthz answers on its published port."""
+    """The nodes as compose services, ready by the same probes as native nodes on their published ports.
+
+    docker-proxy accepts a TCP connection on a published port before the container
+    serves it, so the admin endpoint is probed with a TLS handshake, not a bare connect.
+    """
 
     def __init__(self, project: ComposeProject, topology: Topology):
         self._project, self._topology = project, topology
 
     def start_orderers(self) -> None:
-        self._start_and_wait({o.host_name: o.operations_address for o in self._topology.orderers})
+        self._start_and_wait({
+            o.host_name: all_of(http_ok(f"http://{o.operations_address}/healthz"), tls_handshake(o.host, o.admin_port))
+            for o in self._topology.orderers
+        })
 
     def start_peers(self) -> None:
-        self._start_and_wait({p.host_name: p.operations_address for p in self._topology.peers})
+        self._start_and_wait({
+            p.host_name: all_of(http_ok(f"http://{p.operations_address}/healthz"), tls_handshake(p.host, p.listen_port))
+            for p in self._topology.peers
+        })
 
     def start_chaincode_servers(self, package_ids: Mapping[str, str]) -> None:
         """Build and start the chaincode services, which must run the packages the peers install."""
@@ -162,10 +172,10 @@ class ComposeNodes:
             if states.get(service) != "running":
                 raise self._project.failure(service, f"is {states.get(service, 'missing')} after `docker compose up`")
 
-    def _start_and_wait(self, operations_addresses: dict[str, str]) -> None:
-        self._project.compose("up", "-d", compose.NETWORK_SERVICE, *operations_addresses)
-        for service, address in operations_addresses.items():
-            self._wait_ready(service, http_ok(f"http://{address}/healthz"))
+    def _start_and_wait(self, probes: dict[str, Probe]) -> None:
+        self._project.compose("up", "-d", compose.NETWORK_SERVICE, *probes)
+        for service, ready in probes.items():
+            self._wait_ready(service, ready)
 
     def _wait_ready(self, service: str, healthy: Probe) -> None:
         def ready() -> bool:

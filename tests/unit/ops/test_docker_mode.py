@@ -196,7 +196,11 @@ def fabric(topology, layout, project, docker, monkeypatch):
     def probe(url):
         return lambda: fabric.events.append(("probe", url)) or True
 
+    def handshake(host, port):
+        return lambda: fabric.events.append(("probe", f"tls://{host}:{port}")) or True
+
     monkeypatch.setattr(docker_mode, "http_ok", probe)
+    monkeypatch.setattr(docker_mode, "tls_handshake", handshake)
     docker.answer_states(dict.fromkeys(all_services(topology), "running"))
     return fabric
 
@@ -236,7 +240,11 @@ def test_up_takes_the_native_steps_with_services_and_tools_containers(topology, 
     for earlier, later in itertools.pairwise(order):
         assert max(earlier) < min(later)
     probed = [e[1] for e in events if e[0] == "probe"]
-    assert probed == [healthz(node.operations_port) for node in (*orderers, *peers)]
+    # Served, not merely published: /healthz, then a TLS handshake on the admin (orderer) or gRPC (peer) port.
+    assert probed == [
+        *(probe for o in orderers for probe in (healthz(o.operations_port), f"tls://127.0.0.1:{o.admin_port}")),
+        *(probe for p in peers for probe in (healthz(p.operations_port), f"tls://127.0.0.1:{p.listen_port}")),
+    ]
 
 
 def test_up_twice_starts_nothing_new_and_pulls_the_tools_image_once(topology, layout, project, fabric, docker):
