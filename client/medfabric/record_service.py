@@ -1,0 +1,379 @@
+"""What a domain's data service does, without HTTP: store, deliver and erase sealed records.
+
+The owner seals a record locally (crypto.seal), wraps its data key for the
+service's certificate and stores blob and wrapped key with a statement signed
+by one of its users. A reader of any domain first obtains an access decision
+on the ledger (consent CheckAccess or EmergencyAccess), then asks for the
+record with a signed statement naming that transaction; the service checks
+the statement and the decision, re-wraps the data key for the reader's
+certificate and signs the delivery. Erasing destroys ciphertext and key.
+
+The ledger is reached through two small protocols (medfabric.service_ledger):
+AccessLedger reads a decision, AuditSink logs every outcome; so the rules here
+run without a network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+from typing import Any, Callable
+
+from cryptography.hazmat.primitives import serialization
+
+from .crypto import (
+    BLOB_HEADER,
+    FUTURE_SKEW,
+    CryptoError,
+    SignedStatement,
+    VerifiedStatement,
+    WrappedKey,
+    key_id,
+    sign_statement,
+    unwrap_key,
+    verify_statement,
+    wrap_key,
+)
+from .fabric_id import fabric_client_id
+from .service_identity import Consortium, ServiceIdentity
+from .service_ledger import ALLOW, AccessLedger, AuditSink, Decision, LedgerError, Requester
+from .store import (
+    RECORD_ID,
+    BlobNotFoundError,
+    BlobStore,
+    KeyStore,
+    RecordErasedError,
+    RecordKey,
+    StoreError,
+    TamperedBlobError,
+    UnknownRecordError,
+)
+
+STATEMENT_MAX_AGE_S = 120
+DECISION_MAX_AGE = timedelta(minutes=10)
+_TX_ID = re.compile(r"[0-9a-f]{64}")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP status and JSON body; `requester_msp` (verified) is for the access log line."""
+
+    status: int
+    body: dict[str, Any]
+    requester_msp: str | None = None
+
+
+def key_context(record_id: str, ciphertext_sha256: str, recipient_msp: str) -> bytes:
+    """The key-wrap context binding a data key to its record, its ciphertext and the recipient's MSP."""
+    return f"{record_id}/{ciphertext_sha256}/{recipient_msp}".encode()
+
+
+class RecordService:
+    """Store, deliver and erase records of one domain; every outcome goes to the audit sink."""
+
+    def __init__(
+        self,
+        identity: ServiceIdentity,
+        consortium: Consortium,
+        blobs: BlobStore,
+        keys: KeyStore,
+        ledger: AccessLedger,
+        audit: AuditSink,
+    ):
+        self._identity = identity
+        self._consortium = consortium
+        self._blobs = blobs
+        self._keys = keys
+        self._ledger = ledger
+        self._audit = audit
+        self._seen = _SeenNonces(STATEMENT_MAX_AGE_S)
+        self._records_lock = threading.Lock()  # store and erase against each other and against reads
+
+    def identity(self) -> Reply:
+        certificate_pem = self._identity.identity.certificate_pem
+        return Reply(
+            HTTPStatus.OK,
+            {"msp_id": self._identity.identity.msp_id, "certificate_pem": certificate_pem.decode(),
+             "key_id": key_id(certificate_pem)},
+        )
+
+    def store(self, body: bytes) -> Reply:
+        """Body {statement: signed {action "store", record_id, ciphertext_sha256}, blob: base64, wrapped_key}."""
+        trail = _Trail("write", None)
+        return self._audited(trail, lambda: self._store(trail, _json_object(body)))
+
+    def fetch(self, record_id: str, body: bytes) -> Reply:
+        """Body: signed {action "fetch", record_id, decision_tx}."""
+        trail = _Trail("deliver", record_id)
+        return self._audited(trail, lambda: self._fetch(trail, _json_object(body)))
+
+    def erase(self, record_id: str, body: bytes) -> Reply:
+        """Body: signed {action "erase", record_id}, by a user of this domain."""
+        trail = _Trail("erase", record_id)
+        return self._audited(trail, lambda: self._erase(trail, _json_object(body)))
+
+    # -- the three requests ------------------------------------------------------
+
+    def _store(self, trail: _Trail, document: dict[str, Any]) -> _Success:
+        trail.record_id = _claimed_record_id(document.get("statement"))
+        if trail.record_id is None:
+            raise _Failure(HTTPStatus.BAD_REQUEST, "statement record_id must be 1-128 of A-Z a-z 0-9 . _ : -")
+        verified = self._authenticate(trail, document.get("statement"), "store", owners_only=True)
+        blob = _base64_field(document, "blob")
+        ciphertext_sha256 = hashlib.sha256(blob).hexdigest()
+        if verified.statement.get("ciphertext_sha256") != ciphertext_sha256:
+            raise _Failure(HTTPStatus.BAD_REQUEST, "blob does not match the signed ciphertext_sha256")
+        if not blob.startswith(BLOB_HEADER):
+            raise _Failure(HTTPStatus.BAD_REQUEST, "blob is not a sealed MedFabric payload")
+        try:
+            key = RecordKey(trail.record_id, ciphertext_sha256, WrappedKey.from_dict(document.get("wrapped_key")))
+            self._data_key(key)  # the service must be able to open what it keeps
+        except CryptoError:
+            message = "wrapped_key does not open for this service (see GET /identity)"
+            raise _Failure(HTTPStatus.BAD_REQUEST, message) from None
+        with self._records_lock:
+            self._refuse_existing(key.record_id)
+            if self._blobs.exists(ciphertext_sha256):
+                raise _Failure(HTTPStatus.CONFLICT, "this ciphertext is already stored for another record")
+            self._blobs.put(blob)
+            self._keys.put(key)
+        return _Success(HTTPStatus.CREATED, {"record_id": key.record_id, "address": ciphertext_sha256}, "stored")
+
+    def _fetch(self, trail: _Trail, document: dict[str, Any]) -> _Success:
+        verified = self._authenticate(trail, document, "fetch", owners_only=False)
+        decision_tx = verified.statement.get("decision_tx")
+        if not isinstance(decision_tx, str) or not _TX_ID.fullmatch(decision_tx):
+            raise _Failure(HTTPStatus.FORBIDDEN, "statement names no decision_tx (a transaction id)")
+        requester = trail.requester
+        self._check_decision(trail.record_id, requester, decision_tx)
+        with self._records_lock:
+            key = self._key(trail.record_id)
+            blob = self._blob(key)
+        try:
+            data_key = self._data_key(key)
+        except CryptoError:
+            raise _Failure(HTTPStatus.CONFLICT, "stored data key does not open for this service") from None
+        requester_pem = verified.certificate.public_bytes(serialization.Encoding.PEM)
+        context = key_context(key.record_id, key.ciphertext_sha256, requester.msp_id)
+        wrapped = wrap_key(data_key, requester_pem, context)
+        delivery = {
+            "action": "deliver",
+            "record_id": key.record_id,
+            "ciphertext_sha256": key.ciphertext_sha256,
+            "requester": {"msp_id": requester.msp_id, "id": requester.id},
+            "recipient_key_id": wrapped.recipient_key_id,
+            "decision_tx": decision_tx,
+        }
+        signed = sign_statement(delivery, self._identity.signer, self._identity.identity)
+        body = {
+            "record_id": key.record_id,
+            "ciphertext_sha256": key.ciphertext_sha256,
+            "blob": base64.b64encode(blob).decode(),
+            "wrapped_key": wrapped.to_dict(),
+            "delivery": signed.to_dict(),
+        }
+        return _Success(HTTPStatus.OK, body, f"decision {decision_tx}")
+
+    def _erase(self, trail: _Trail, document: dict[str, Any]) -> _Success:
+        self._authenticate(trail, document, "erase", owners_only=True)
+        with self._records_lock:
+            key = self._key(trail.record_id)
+            self._keys.erase(key.record_id)
+            self._blobs.delete(key.ciphertext_sha256)
+        return _Success(HTTPStatus.OK, {"record_id": key.record_id, "erased": True}, "ciphertext and key destroyed")
+
+    # -- checks ------------------------------------------------------------------
+
+    def _authenticate(self, trail: _Trail, document: Any, action: str, *, owners_only: bool) -> VerifiedStatement:
+        """The verified statement of `action` on the trail's record; its signer becomes the trail's requester."""
+        if not isinstance(document, dict):
+            raise _Failure(HTTPStatus.BAD_REQUEST, "expected a signed statement (a JSON object)")
+        try:
+            signed = SignedStatement.from_dict(document)
+        except CryptoError as error:
+            raise _Failure(HTTPStatus.BAD_REQUEST, str(error)) from None
+        trusted = self._consortium.ca_pems.get(signed.msp_id)
+        if trusted is None:
+            raise _Failure(HTTPStatus.FORBIDDEN, "the signer's MSP is not a member of the consortium")
+        if owners_only and signed.msp_id != self._consortium.own_msp:
+            raise _Failure(HTTPStatus.FORBIDDEN, f"only users of {self._consortium.own_msp} may {action} its records")
+        try:
+            verified = self._seen.verify(signed, list(trusted))
+        except CryptoError as error:
+            raise _Failure(HTTPStatus.FORBIDDEN, str(error)) from None
+        trail.requester = Requester(verified.msp_id, fabric_client_id(verified.certificate))
+        if verified.statement.get("action") != action:
+            raise _Failure(HTTPStatus.FORBIDDEN, f"the statement is not for action {action}")
+        if verified.statement.get("record_id") != trail.record_id:
+            raise _Failure(HTTPStatus.FORBIDDEN, f"the statement is not for record {trail.record_id}")
+        return verified
+
+    def _check_decision(self, record_id: str, requester: Requester, decision_tx: str) -> None:
+        channel = self._consortium.channel_for(requester.msp_id)
+        try:
+            decision = self._ledger.decision(channel, decision_tx)
+        except LedgerError as error:
+            raise _Failure(HTTPStatus.SERVICE_UNAVAILABLE, f"ledger unavailable: {error}") from None
+        refusal = _refusal(decision, record_id, requester, datetime.now(timezone.utc))
+        if refusal:
+            raise _Failure(HTTPStatus.FORBIDDEN, f"decision {decision_tx} on {channel}: {refusal}")
+
+    def _key(self, record_id: str) -> RecordKey:
+        try:
+            return self._keys.get(record_id)
+        except UnknownRecordError:
+            raise _Failure(HTTPStatus.NOT_FOUND, f"record {record_id} not found") from None
+        except RecordErasedError:
+            raise _Failure(HTTPStatus.GONE, "record erased") from None
+        except StoreError as error:
+            raise _Failure(HTTPStatus.CONFLICT, str(error)) from None
+
+    def _refuse_existing(self, record_id: str) -> None:
+        try:
+            self._key(record_id)
+        except _Failure as failure:
+            if failure.status == HTTPStatus.NOT_FOUND:
+                return
+            raise
+        raise _Failure(HTTPStatus.CONFLICT, f"record {record_id} is already stored")
+
+    def _blob(self, key: RecordKey) -> bytes:
+        try:
+            return self._blobs.get(key.ciphertext_sha256)
+        except TamperedBlobError as error:
+            raise _Failure(HTTPStatus.CONFLICT, str(error)) from None
+        except BlobNotFoundError:
+            raise _Failure(HTTPStatus.CONFLICT, f"the ciphertext of record {key.record_id} is missing") from None
+
+    def _data_key(self, key: RecordKey) -> bytes:
+        own = self._identity
+        context = key_context(key.record_id, key.ciphertext_sha256, own.identity.msp_id)
+        return unwrap_key(key.wrapped_key, own.private_key, own.identity.certificate_pem, context)
+
+    # -- auditing ----------------------------------------------------------------
+
+    def _audited(self, trail: _Trail, handle: Callable[[], _Success]) -> Reply:
+        """Run `handle`, report its outcome; a success that cannot be logged is answered 503 without its data."""
+        try:
+            success = handle()
+        except _Failure as failure:
+            action = "denied" if failure.status == HTTPStatus.FORBIDDEN else trail.action
+            self._report_failure(trail, action, failure.message)
+            return Reply(failure.status, {"error": failure.message}, trail.requester_msp)
+        except Exception as error:  # noqa: BLE001 - answered 500, never with its details
+            _log.error("%s of record %s failed: %s", trail.action, trail.record_id, type(error).__name__)
+            self._report_failure(trail, trail.action, "internal error")
+            return Reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}, trail.requester_msp)
+        try:
+            self._audit.log_access(trail.action, trail.record_id, "success", success.reason, trail.requester)
+        except Exception as error:  # noqa: BLE001 - whatever the sink raises, nothing unlogged leaves
+            _log.error("access log unavailable for %s of record %s: %s", trail.action, trail.record_id, error)
+            message = f"access log unavailable: the {trail.action} of record {trail.record_id} is not logged"
+            return Reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": message}, trail.requester_msp)
+        return Reply(success.status, success.body, trail.requester_msp)
+
+    def _report_failure(self, trail: _Trail, action: str, reason: str) -> None:
+        try:
+            self._audit.log_access(action, trail.record_id, "failure", reason, trail.requester)
+        except Exception as error:  # noqa: BLE001 - the refusal stands; the lost log entry is reported here
+            _log.error("access log unavailable for %s of record %s: %s", action, trail.record_id, error)
+
+
+def _refusal(decision: Decision | None, record_id: str, requester: Requester, now: datetime) -> str | None:
+    """Why the decision does not let `requester` read `record_id` now; None when it does."""
+    if decision is None:
+        return "no access decision by that transaction"
+    if decision.record_id != record_id:
+        return "the decision is for another record"
+    if (decision.actor_msp, decision.actor_id) != (requester.msp_id, requester.id):
+        return "the decision is for another requester"
+    if decision.decision != ALLOW:
+        return f"the decision is {decision.decision}"
+    age = now - decision.timestamp
+    if age > DECISION_MAX_AGE or age < -FUTURE_SKEW:
+        return f"the decision was made at {decision.timestamp.isoformat()}, not within the last {DECISION_MAX_AGE}"
+    return None
+
+
+@dataclass
+class _Trail:
+    """What the audit entry of one request says: the action, the record, and (once verified) who asked."""
+
+    action: str
+    record_id: str | None
+    requester: Requester | None = None
+
+    @property
+    def requester_msp(self) -> str | None:
+        return self.requester.msp_id if self.requester else None
+
+
+@dataclass(frozen=True)
+class _Success:
+    status: int
+    body: dict[str, Any]
+    reason: str  # for the audit entry
+
+
+class _Failure(Exception):
+    """A request answered with an error status and a one-line message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _SeenNonces:
+    """Statement verification with replay protection; a nonce is forgotten once its statement is too old anyway."""
+
+    def __init__(self, max_age_s: float):
+        self._max_age = timedelta(seconds=max_age_s)
+        self._lock = threading.Lock()
+        self._nonces: set[str] = set()
+        self._expiries: list[tuple[datetime, str]] = []
+
+    def verify(self, signed: SignedStatement, trusted_ca_pems: list[bytes]) -> VerifiedStatement:
+        with self._lock:
+            now = datetime.now(timezone.utc)
+            while self._expiries and self._expiries[0][0] < now:
+                self._nonces.discard(heapq.heappop(self._expiries)[1])
+            verified = verify_statement(
+                signed, trusted_ca_pems, max_age_s=self._max_age.total_seconds(), now=now, seen_nonces=self._nonces
+            )
+            heapq.heappush(self._expiries, (verified.issued_at + self._max_age, verified.nonce))
+            return verified
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise _Failure(HTTPStatus.BAD_REQUEST, "request body is not a JSON object")
+    return document
+
+
+def _claimed_record_id(signed: Any) -> str | None:
+    """The record id a (not yet verified) signed statement names, if it is a valid one."""
+    content = signed.get("statement") if isinstance(signed, dict) else None
+    record_id = content.get("record_id") if isinstance(content, dict) else None
+    return record_id if isinstance(record_id, str) and RECORD_ID.fullmatch(record_id) else None
+
+
+def _base64_field(document: dict[str, Any], name: str) -> bytes:
+    value = document.get(name)
+    try:
+        return base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except ValueError:
+        raise _Failure(HTTPStatus.BAD_REQUEST, f"'{name}' is not base64") from None

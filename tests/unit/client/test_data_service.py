@@ -1,0 +1,591 @@
+"""The data service over real HTTP on 127.0.0.1: store, fetch on an access decision, refusals, tampering, erasure.
+
+Identities come from a crypto tree generated for the default topology; the
+ledger and the audit sink are fakes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from medfabric.crypto import (
+    SealedPayload,
+    SignedStatement,
+    WrappedKey,
+    open_sealed,
+    seal,
+    sign_statement,
+    unwrap_key,
+    verify_statement,
+    wrap_key,
+)
+from medfabric.data_service import DataServiceServer, main
+from medfabric.fabric_id import fabric_client_id
+from medfabric.identity import X509Identity, ecdsa_signer
+from medfabric.layout import NetworkLayout
+from medfabric.record_service import RecordService, key_context
+from medfabric.service_identity import Consortium, ServiceIdentity
+from medfabric.service_ledger import Decision, LedgerError, Requester
+from medfabric.store import FileBlobStore, FileKeyStore
+from medfabric.topology import Topology, load_topology
+from medfabric_chaincode.runtime import ClientIdentity
+from medfabric_ops.crypto_material import generate_crypto
+
+PLAINTEXT = b'{"resourceType":"Observation","status":"final","code":{"text":"heart rate"}}'
+RECORD = "rec-1"
+
+
+@dataclass(frozen=True)
+class Network:
+    topology: Topology
+    layout: NetworkLayout
+
+    def user(self, domain_id: str, name: str) -> ServiceIdentity:
+        """A user's identity, signer and key (ServiceIdentity is that triple for any user)."""
+        domain = self.topology.domain(domain_id)
+        return ServiceIdentity.load(self.layout.user_msp(domain, name), domain.msp_id)
+
+    def ca_pem(self, domain_id: str) -> bytes:
+        domain = self.topology.domain(domain_id)
+        return next((self.layout.peer_org(domain) / "msp" / "cacerts").glob("*.pem")).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory) -> Network:
+    topology = load_topology()
+    layout = NetworkLayout(tmp_path_factory.mktemp("network"))
+    generate_crypto(topology, layout)
+    return Network(topology, layout)
+
+
+@dataclass(frozen=True)
+class Users:
+    service: ServiceIdentity  # hospital-a's Admin, as the data service
+    owner: ServiceIdentity  # hospital-a's doctor
+    colleague: ServiceIdentity  # hospital-a's researcher
+    reader: ServiceIdentity  # hospital-b's doctor
+    other_reader: ServiceIdentity  # hospital-b's researcher
+
+
+@pytest.fixture(scope="module")
+def users(network) -> Users:
+    return Users(
+        network.user("hospital-a", "Admin"), network.user("hospital-a", "doctor"),
+        network.user("hospital-a", "researcher"), network.user("hospital-b", "doctor"),
+        network.user("hospital-b", "researcher"),
+    )
+
+
+def requester_of(user: ServiceIdentity) -> Requester:
+    certificate = x509.load_pem_x509_certificate(user.identity.certificate_pem)
+    return Requester(user.identity.msp_id, fabric_client_id(certificate))
+
+
+class FakeLedger:
+    """Decisions by (channel, tx id), made with `decide`; `error` makes every lookup fail."""
+
+    def __init__(self) -> None:
+        self.decisions: dict[tuple[str, str], Decision] = {}
+        self.error: str | None = None
+
+    def decide(self, user: ServiceIdentity, record_id: str = RECORD, *, channel: str = "public",
+               decision: str = "allow", age: timedelta = timedelta(0)) -> str:
+        tx_id = secrets.token_hex(32)
+        requester = requester_of(user)
+        made_at = datetime.now(timezone.utc) - age
+        self.decisions[(channel, tx_id)] = Decision(record_id, requester.id, requester.msp_id, decision, made_at)
+        return tx_id
+
+    def decision(self, channel: str, tx_id: str) -> Decision | None:
+        if self.error:
+            raise LedgerError(self.error)
+        return self.decisions.get((channel, tx_id))
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    action: str
+    record_id: str | None
+    outcome: str
+    reason: str
+    requester: Requester | None
+
+
+@dataclass
+class RecordingAudit:
+    entries: list[AuditEntry] = field(default_factory=list)
+    failing: bool = False
+
+    def log_access(self, action, record_id, outcome, reason, requester) -> None:
+        if self.failing:
+            raise RuntimeError("ledger down")
+        self.entries.append(AuditEntry(action, record_id, outcome, reason, requester))
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    text: str
+
+
+@dataclass
+class Running:
+    """A served RecordService of hospital-a and what it talks to."""
+
+    port: int
+    store_dir: Any
+    ledger: FakeLedger
+    audit: RecordingAudit
+    users: Users
+
+    def call(self, method: str, path: str, body: Any = None) -> Answer:
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            text = response.read().decode()
+        finally:
+            connection.close()
+        return Answer(response.status, json.loads(text), text)
+
+    def identity(self) -> dict[str, str]:
+        return self.call("GET", "/identity").body
+
+    def store(self, owner: ServiceIdentity, record_id: str = RECORD, plaintext: bytes = PLAINTEXT,
+              **overrides: Any) -> tuple[Answer, SealedPayload]:
+        """Seal locally, wrap the data key for the service, post blob, key and signed statement."""
+        sealed = seal(plaintext, aad=record_id.encode())
+        service = self.identity()
+        context = key_context(record_id, sealed.ciphertext_sha256, service["msp_id"])
+        wrapped = wrap_key(sealed.data_key, service["certificate_pem"].encode(), context)
+        content = {"action": "store", "record_id": record_id, "ciphertext_sha256": sealed.ciphertext_sha256}
+        body = {
+            "statement": sign_statement(content, owner.signer, owner.identity).to_dict(),
+            "blob": base64.b64encode(sealed.blob).decode(),
+            "wrapped_key": wrapped.to_dict(),
+            **overrides,
+        }
+        return self.call("POST", "/records", body), sealed
+
+    def fetch(self, body: Any, record_id: str = RECORD) -> Answer:
+        return self.call("POST", f"/records/{record_id}/fetch", body)
+
+    def blob_path(self, address: str):
+        return self.store_dir / "blobs" / address[:2] / address[2:]
+
+
+def signed(user: ServiceIdentity, **content: Any) -> dict[str, Any]:
+    return sign_statement(content, user.signer, user.identity).to_dict()
+
+
+def signed_at(user: ServiceIdentity, issued_at: datetime, **content: Any) -> dict[str, Any]:
+    """A correctly signed statement with a chosen issued_at."""
+    unsigned = SignedStatement(content, user.identity.msp_id, user.identity.certificate_pem.decode(),
+                               secrets.token_hex(16), issued_at.isoformat(timespec="milliseconds"), b"")
+    signature = user.signer(hashlib.sha256(unsigned.signed_bytes()).digest())
+    return replace(unsigned, signature=signature).to_dict()
+
+
+def fetch_statement(user: ServiceIdentity, decision_tx: str, record_id: str = RECORD) -> dict[str, Any]:
+    return signed(user, action="fetch", record_id=record_id, decision_tx=decision_tx)
+
+
+@pytest.fixture
+def running(network, users, tmp_path):
+    ledger, audit = FakeLedger(), RecordingAudit()
+    service = RecordService(
+        users.service, Consortium.from_layout(network.topology, network.layout, "hospital-a"),
+        FileBlobStore(tmp_path / "blobs"), FileKeyStore(tmp_path / "keys"), ledger, audit,
+    )
+    server = DataServiceServer(service, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield Running(server.server_address[1], tmp_path, ledger, audit, users)
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def stored(running) -> SealedPayload:
+    answer, sealed = running.store(running.users.owner)
+    assert answer.status == 201, answer.text
+    return sealed
+
+
+def assert_refused(answer: Answer, status: int, reason: str) -> None:
+    """An error answer: one JSON line, the error only (no blob, no key), naming `reason`."""
+    assert answer.status == status, answer.text
+    assert list(answer.body) == ["error"] and reason in answer.body["error"]
+    assert answer.text.count("\n") == 1 and answer.text.endswith("\n")
+
+
+# -- identity ----------------------------------------------------------------------
+
+
+def test_identity_gives_the_service_certificate_to_wrap_keys_to(running, users):
+    answer = running.call("GET", "/identity")
+
+    assert answer.status == 200
+    assert answer.body["msp_id"] == "HospitalAMSP"
+    assert answer.body["certificate_pem"].encode() == users.service.identity.certificate_pem
+
+
+# -- store and fetch ---------------------------------------------------------------
+
+
+def test_owner_stores_and_an_allowed_reader_of_another_domain_decrypts(running, users, network, stored):
+    decision_tx = running.ledger.decide(users.reader)
+
+    answer = running.fetch(fetch_statement(users.reader, decision_tx))
+
+    assert answer.status == 200, answer.text
+    blob = base64.b64decode(answer.body["blob"])
+    assert hashlib.sha256(blob).hexdigest() == answer.body["ciphertext_sha256"] == stored.ciphertext_sha256
+    context = key_context(RECORD, stored.ciphertext_sha256, "HospitalBMSP")
+    data_key = unwrap_key(WrappedKey.from_dict(answer.body["wrapped_key"]), users.reader.private_key,
+                          users.reader.identity.certificate_pem, context)
+    plaintext = open_sealed(blob, data_key, aad=RECORD.encode())
+    assert hashlib.sha256(plaintext).hexdigest() == stored.plaintext_sha256
+    delivery = verify_statement(SignedStatement.from_dict(answer.body["delivery"]), [network.ca_pem("hospital-a")],
+                                max_age_s=60)
+    reader = requester_of(users.reader)
+    assert delivery.statement == {
+        "action": "deliver", "record_id": RECORD, "ciphertext_sha256": stored.ciphertext_sha256,
+        "requester": {"msp_id": reader.msp_id, "id": reader.id}, "decision_tx": decision_tx,
+        "recipient_key_id": answer.body["wrapped_key"]["recipient_key_id"],
+    }
+    assert [(e.action, e.outcome, e.requester) for e in running.audit.entries] == [
+        ("write", "success", requester_of(users.owner)), ("deliver", "success", reader),
+    ]
+
+
+def test_store_answers_the_address_and_keeps_only_ciphertext_and_wrapped_key(running, stored):
+    assert running.blob_path(stored.ciphertext_sha256).read_bytes() == stored.blob
+    key_file = json.loads((running.store_dir / "keys" / "keys" / f"{RECORD}.json").read_text())
+    assert key_file["ciphertext_sha256"] == stored.ciphertext_sha256
+    assert base64.b64encode(stored.data_key).decode() not in json.dumps(key_file)
+
+
+def test_internal_reader_is_decided_on_the_local_channel(running, users, stored):
+    decision_tx = running.ledger.decide(users.colleague, channel="hospital-a-local")
+
+    answer = running.fetch(fetch_statement(users.colleague, decision_tx))
+
+    assert answer.status == 200, answer.text
+
+
+# -- refusals ----------------------------------------------------------------------
+
+Case = Callable[[Running], tuple[dict[str, Any], str, bool]]  # body, reason, whether the signer was verified
+
+
+def no_decision(run: Running):
+    return fetch_statement(run.users.reader, secrets.token_hex(32)), "no access decision", True
+
+
+def denying_decision(run: Running):
+    return fetch_statement(run.users.reader, run.ledger.decide(run.users.reader, decision="deny")), "is deny", True
+
+
+def decision_for_another_record(run: Running):
+    tx = run.ledger.decide(run.users.reader, "rec-2")
+    return fetch_statement(run.users.reader, tx), "for another record", True
+
+
+def decision_for_another_requester(run: Running):
+    tx = run.ledger.decide(run.users.other_reader)
+    return fetch_statement(run.users.reader, tx), "for another requester", True
+
+
+def decision_on_another_channel(run: Running):
+    tx = run.ledger.decide(run.users.reader, channel="hospital-b-local")
+    return fetch_statement(run.users.reader, tx), "no access decision", True
+
+
+def stale_decision(run: Running):
+    tx = run.ledger.decide(run.users.reader, age=timedelta(minutes=11))
+    return fetch_statement(run.users.reader, tx), "not within the last 0:10:00", True
+
+
+def forged_signature(run: Running):
+    body = fetch_statement(run.users.reader, secrets.token_hex(32))
+    body["statement"]["decision_tx"] = run.ledger.decide(run.users.reader)  # altered after signing
+    return body, "signature does not verify", False
+
+
+def untrusted_ca(run: Running):
+    ca_key, ca = make_certificate("ca.hospital-b.medfabric.local")
+    key, pem = make_certificate("doctor@hospital-b.medfabric.local", issuer=(ca_key, ca))
+    body = sign_statement({"action": "fetch", "record_id": RECORD, "decision_tx": run.ledger.decide(run.users.reader)},
+                          ecdsa_signer(key), X509Identity("HospitalBMSP", pem)).to_dict()
+    return body, "not issued by a trusted CA", False
+
+
+def signer_outside_the_consortium(run: Running):
+    body = fetch_statement(run.users.reader, run.ledger.decide(run.users.reader))
+    body["msp_id"] = "EvilMSP"
+    return body, "not a member of the consortium", False
+
+
+def expired_statement(run: Running):
+    issued_at = datetime.now(timezone.utc) - timedelta(seconds=200)
+    tx = run.ledger.decide(run.users.reader)
+    return signed_at(run.users.reader, issued_at, action="fetch", record_id=RECORD, decision_tx=tx), "older than", False
+
+
+def statement_for_another_action(run: Running):
+    tx = run.ledger.decide(run.users.reader)
+    return signed(run.users.reader, action="erase", record_id=RECORD, decision_tx=tx), "not for action fetch", True
+
+
+def statement_for_another_record(run: Running):
+    tx = run.ledger.decide(run.users.reader, "rec-2")
+    return fetch_statement(run.users.reader, tx, record_id="rec-2"), f"not for record {RECORD}", True
+
+
+def statement_without_decision(run: Running):
+    return signed(run.users.reader, action="fetch", record_id=RECORD), "names no decision_tx", True
+
+
+REFUSALS: list[Case] = [
+    no_decision, denying_decision, decision_for_another_record, decision_for_another_requester,
+    decision_on_another_channel, stale_decision, forged_signature, untrusted_ca, signer_outside_the_consortium,
+    expired_statement, statement_for_another_action, statement_for_another_record, statement_without_decision,
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=[case.__name__ for case in REFUSALS])
+def test_fetch_refused_without_data_and_audited_as_denied(running, users, stored, case):
+    body, reason, verified = case(running)
+
+    answer = running.fetch(body)
+
+    assert_refused(answer, 403, reason)
+    last = running.audit.entries[-1]
+    assert (last.action, last.record_id, last.outcome) == ("denied", RECORD, "failure")
+    assert reason in last.reason
+    assert last.requester == (requester_of(users.reader) if verified else None)
+
+
+def test_replayed_statement_is_refused(running, users, stored):
+    body = fetch_statement(users.reader, running.ledger.decide(users.reader))
+
+    first, replayed = running.fetch(body), running.fetch(body)
+
+    assert first.status == 200, first.text
+    assert_refused(replayed, 403, "has been seen before")
+    assert running.audit.entries[-1].action == "denied"
+
+
+def test_unknown_record_is_not_found(running, users):
+    decision_tx = running.ledger.decide(users.reader, "rec-9")
+
+    assert_refused(running.fetch(fetch_statement(users.reader, decision_tx, "rec-9"), "rec-9"), 404, "not found")
+
+
+def test_no_delivery_when_the_ledger_cannot_be_asked(running, users, stored):
+    body = fetch_statement(users.reader, running.ledger.decide(users.reader))
+    running.ledger.error = "peer unreachable"
+
+    assert_refused(running.fetch(body), 503, "ledger unavailable: peer unreachable")
+
+
+def test_no_delivery_that_cannot_be_logged(running, users, stored):
+    body = fetch_statement(users.reader, running.ledger.decide(users.reader))
+    running.audit.failing = True
+
+    assert_refused(running.fetch(body), 503, "access log unavailable")
+
+
+# -- tampering ---------------------------------------------------------------------
+
+
+def test_tampered_blob_is_detected_and_nothing_delivered(running, users, stored):
+    path = running.blob_path(stored.ciphertext_sha256)
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+
+    answer = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader)))
+
+    assert_refused(answer, 409, "stored ciphertext does not match its hash")
+    last = running.audit.entries[-1]
+    assert (last.action, last.outcome) == ("deliver", "failure")
+    assert last.reason == "stored ciphertext does not match its hash"
+
+
+def test_tampered_data_key_is_detected_and_nothing_delivered(running, users, stored):
+    path = running.store_dir / "keys" / "keys" / f"{RECORD}.json"
+    key_file = json.loads(path.read_text())
+    key_file["wrapped_key"]["wrapped_key"] = base64.b64encode(os.urandom(40)).decode()
+    path.write_text(json.dumps(key_file))
+
+    answer = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader)))
+
+    assert_refused(answer, 409, "stored data key does not open for this service")
+
+
+# -- storing refused ---------------------------------------------------------------
+
+
+def test_only_the_owner_domain_stores(running, users):
+    answer, _ = running.store(users.reader)
+
+    assert_refused(answer, 403, "only users of HospitalAMSP may store")
+    assert not (running.store_dir / "blobs").exists()
+    assert running.audit.entries[-1].action == "denied"
+
+
+def test_store_refuses_a_blob_other_than_the_signed_one(running, users):
+    answer, _ = running.store(users.owner, blob=base64.b64encode(b"MFP\x01other").decode())
+
+    assert_refused(answer, 400, "does not match the signed ciphertext_sha256")
+
+
+def test_store_refuses_plaintext(running, users):
+    content = {"action": "store", "record_id": RECORD, "ciphertext_sha256": hashlib.sha256(PLAINTEXT).hexdigest()}
+    answer, _ = running.store(users.owner, statement=signed(users.owner, **content),
+                              blob=base64.b64encode(PLAINTEXT).decode())
+
+    assert_refused(answer, 400, "not a sealed MedFabric payload")
+
+
+def test_store_refuses_a_key_not_wrapped_for_the_service(running, users):
+    wrapped = wrap_key(os.urandom(32), users.reader.identity.certificate_pem, b"elsewhere")
+
+    answer, _ = running.store(users.owner, wrapped_key=wrapped.to_dict())
+
+    assert_refused(answer, 400, "wrapped_key does not open for this service")
+
+
+def test_a_record_is_stored_once(running, users, stored):
+    answer, _ = running.store(users.owner)
+
+    assert_refused(answer, 409, f"record {RECORD} is already stored")
+
+
+# -- erasure -----------------------------------------------------------------------
+
+
+def test_erase_destroys_ciphertext_and_key_and_later_fetches_are_gone(running, users, stored):
+    answer = running.call("DELETE", f"/records/{RECORD}", signed(users.owner, action="erase", record_id=RECORD))
+
+    assert answer.status == 200, answer.text
+    assert not running.blob_path(stored.ciphertext_sha256).exists()
+    assert not (running.store_dir / "keys" / "keys" / f"{RECORD}.json").exists()
+    erased = running.audit.entries[-1]
+    assert (erased.action, erased.outcome) == ("erase", "success")
+    fetched = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader)))
+    assert_refused(fetched, 410, "record erased")
+    again, _ = running.store(users.owner)
+    assert_refused(again, 410, "record erased")
+
+
+def test_only_the_owner_domain_erases(running, users, stored):
+    answer = running.call("DELETE", f"/records/{RECORD}", signed(users.reader, action="erase", record_id=RECORD))
+
+    assert_refused(answer, 403, "only users of HospitalAMSP may erase")
+    assert running.blob_path(stored.ciphertext_sha256).exists()
+
+
+# -- malformed requests and the access log -------------------------------------------
+
+
+@pytest.mark.parametrize("method, path", [("POST", f"/records/{RECORD}/fetch"), ("POST", "/records"),
+                                          ("DELETE", f"/records/{RECORD}")])
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b""])
+def test_malformed_json_is_a_one_line_400(running, method, path, body):
+    answer = running.call(method, path, body)
+
+    assert_refused(answer, 400, "request body is not a JSON object")
+    assert running.audit.entries[-1].outcome == "failure"
+
+
+@pytest.mark.parametrize("method, path, status", [("GET", "/nowhere", 404), ("GET", "/records", 405),
+                                                  ("POST", "/identity", 405), ("POST", "/records/a%2Fb/fetch", 404)])
+def test_unknown_endpoints_and_methods(running, method, path, status):
+    assert running.call(method, path).status == status
+
+
+def test_log_lines_name_method_path_status_and_requester_only(running, users, stored, caplog):
+    caplog.set_level("INFO", logger="medfabric.data_service")
+    body = fetch_statement(users.reader, running.ledger.decide(users.reader))
+
+    answer = running.fetch(body)
+
+    assert [record.getMessage() for record in caplog.records] == [f"POST /records/{RECORD}/fetch 200 HospitalBMSP"]
+    for secret in (answer.body["blob"], answer.body["wrapped_key"]["wrapped_key"], body["signature"], "heart rate"):
+        assert secret not in caplog.text
+
+
+# -- identities and the entry point ----------------------------------------------------
+
+
+def test_requester_id_is_the_one_the_chaincode_logs(users):
+    tricky_key, tricky = make_certificate('Doe, "J" +1 ', units=("ward 3", "#icu"))
+    pems = [user.identity.certificate_pem for user in (users.owner, users.reader)] + [tricky]
+
+    for pem in pems:
+        chaincode_id = ClientIdentity(X509Identity("HospitalAMSP", pem).serialize()).get_id()
+        assert fabric_client_id(x509.load_pem_x509_certificate(pem)) == chaincode_id
+
+
+def test_main_refuses_an_unknown_domain_in_one_line(capsys):
+    assert main(["--domain", "hospital-z"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_main_serves_until_sigterm(network, tmp_path):
+    environment = {**os.environ, "MEDFABRIC_BUILD_DIR": str(network.layout.root)}
+    command = [sys.executable, "-m", "medfabric.data_service", "--domain", "hospital-b", "--port", "0",
+               "--store", str(tmp_path)]
+    process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stderr.readline()
+        port = int(line.rsplit(":", 1)[1])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/identity")
+        assert json.loads(connection.getresponse().read())["msp_id"] == "HospitalBMSP"
+        connection.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    assert "listening on 127.0.0.1:" in line
+
+
+def make_certificate(common_name: str, issuer=None, units: tuple[str, ...] = ()):
+    """A P-256 key and certificate (self-signed CA without `issuer`)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit) for unit in units]
+    subject = x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    issuer_key, issuer_name = (key, subject)
+    if issuer:
+        issuer_key, issuer_name = issuer[0], x509.load_pem_x509_certificate(issuer[1]).subject
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    return key, certificate.public_bytes(serialization.Encoding.PEM)
