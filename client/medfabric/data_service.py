@@ -16,6 +16,7 @@ requester MSP only: never a payload, key or statement.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import logging
 import re
@@ -125,9 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port on the topology's host (default: the domain's)")
     parser.add_argument("--store", type=Path, help="store folder (default: <build>/data/data-service.<org domain>)")
     parser.add_argument("--identity", default="Admin", help="the domain user whose key opens the stored data keys")
+    parser.add_argument("--topology", default=os.environ.get("MEDFABRIC_TOPOLOGY"),
+                        help="consortium description (default: $MEDFABRIC_TOPOLOGY or network/topology.yaml)")
+    parser.add_argument("--listen", help="address to bind (default: the topology's host; 0.0.0.0 in a container)")
     args = parser.parse_args(argv)
     try:
-        topology, layout = load_topology(), NetworkLayout.default()
+        topology, layout = load_topology(args.topology), NetworkLayout.default()
         domain = topology.domain(args.domain)
         identity = ServiceIdentity.load(layout.user_msp(domain, args.identity), domain.msp_id)
         consortium = Consortium.from_layout(topology, layout, domain.id)
@@ -143,10 +147,11 @@ def main(argv: list[str] | None = None) -> int:
             LedgerAccessDecisions(gateway), LedgerAuditSink(gateway, consortium),
         )
         port = domain.data_service_port if args.port is None else args.port
+        listen = args.listen or topology.host
         try:
-            server = DataServiceServer(service, topology.host, port)
+            server = DataServiceServer(service, listen, port)
         except OSError as error:
-            print(f"{parser.prog}: cannot listen on {topology.host}: {error.strerror}", file=sys.stderr)
+            print(f"{parser.prog}: cannot listen on {listen}:{port}: {error.strerror}", file=sys.stderr)
             return 2
         _serve_until_signalled(server)
     return 0

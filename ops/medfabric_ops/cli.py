@@ -36,13 +36,15 @@ from .binaries import (
 )
 from .channel import ChannelError
 from .crypto_material import CryptoMaterialError
+from .data_services import DataServiceError
 from .docker_mode import ComposeProject, DockerError
 from .lifecycle import DeployError
 from .osnadmin import OSNAdminError
 from .process import ProcessError, Supervisor
 
 _EXPECTED_ERRORS = (TopologyError, BinariesError, CryptoMaterialError, FabricCommandError, ProcessError,
-                    OSNAdminError, ChannelError, DeployError, DockerError, native.NetworkError, OSError)
+                    OSNAdminError, ChannelError, DeployError, DockerError, DataServiceError, native.NetworkError,
+                    OSError)
 _ERRORS_WITH_LOG_TAIL = (ProcessError, FabricCommandError, DockerError)
 _SOURCES = {"FABRIC_BIN": "from $FABRIC_BIN", "cache": "cached", "build": "built from ops/fabric"}
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"  # its volumes are relative to the project root
@@ -139,7 +141,8 @@ def render_command(topology_path: str | None, as_json: bool) -> None:
 @_mode_option
 @_json_option
 def up(topology_path: str | None, mode: str, as_json: bool) -> None:
-    """Start every node, create and join the channels, deploy the chaincode. Running nodes are kept.
+    """Start every node, create and join the channels, deploy the chaincode, start the data services.
+    Running nodes are kept.
 
     Example: medfabric network up
     """

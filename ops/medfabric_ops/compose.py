@@ -13,6 +13,12 @@ that published ports reach them.
 Each node mounts its org's crypto folder, its own config folder and its own
 data folder from ``build/network`` (run ``medfabric network render`` first),
 and gets the environment of native mode with in-container paths.
+
+Each domain's data service runs ``python -m medfabric.data_service`` in the
+chaincode image, as root like the Fabric nodes, since it reads the domain
+admin's key (mode 0600, the host user's). It mounts the peer orgs' crypto
+read-only, its store (its data folder) read-write, and the project's
+``network/`` folder read-only for the topology it is told to read.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from typing import Any, Callable
 import yaml
 
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import Domain, Orderer, Peer, Topology
+from medfabric.topology import DEFAULT_TOPOLOGY, Domain, Orderer, Peer, Topology
 
+from .data_services import MODULE as DATA_SERVICE_MODULE
+from .data_services import data_service_args, data_service_env, data_service_name
 from .render.chaincode_package import package_id
 from .render.core_yaml import CCAAS_BUILDER_DIR, external_builders, peer_env
 from .render.files import environment
@@ -37,6 +45,8 @@ HEADER = (
 HOST_LAYOUT = NetworkLayout(Path("build/network"))  # relative to the project root, where the file lives
 CONTAINER_LAYOUT = NetworkLayout(Path("/var/hyperledger/medfabric"))
 CONTAINER_BUILDER_DIR = PurePosixPath("/opt/medfabric/ccaas-builder")
+HOST_TOPOLOGY_DIR = DEFAULT_TOPOLOGY.parent.relative_to(PROJECT_ROOT)  # network/
+CONTAINER_TOPOLOGY = PurePosixPath("/opt/medfabric") / HOST_TOPOLOGY_DIR.as_posix() / DEFAULT_TOPOLOGY.name
 NETWORK_SERVICE = "network"
 NETWORK_NAME = "medfabric"
 CHAINCODE_IMAGE = "medfabric-chaincode"
@@ -48,6 +58,7 @@ def render_compose(topology: Topology) -> str:
     services.update({o.host_name: _orderer_service(topology, o) for o in topology.orderers})
     services.update({p.host_name: _peer_service(topology, p) for p in topology.peers})
     services.update({chaincode_service_name(d): _chaincode_service(topology, d) for d in topology.domains})
+    services.update({data_service_name(d): _data_service(topology, d) for d in topology.domains})
     document = {
         "name": topology.name,
         "services": services,
@@ -61,8 +72,8 @@ def chaincode_service_name(domain: Domain) -> str:
 
 
 def published_ports(topology: Topology) -> list[int]:
-    """The node ports reachable from the host: peer and orderer endpoints, admin and operations."""
-    ports = []
+    """The ports reachable from the host: peer and orderer endpoints, admin and operations, data services."""
+    ports = [domain.data_service_port for domain in topology.domains]
     for peer in topology.peers:
         ports += [peer.listen_port, peer.operations_port]
     for orderer in topology.orderers:
@@ -120,6 +131,26 @@ def _chaincode_service(topology: Topology, domain: Domain) -> dict[str, Any]:
             "CHAINCODE_ID": package_id(topology, domain),
             "CHAINCODE_TLS_DISABLED": "true",
         },
+    }
+
+
+def _data_service(topology: Topology, domain: Domain) -> dict[str, Any]:
+    name = data_service_name(domain)
+    return {  # keys in the order dclint prefers
+        "image": f"{CHAINCODE_IMAGE}:{topology.chaincode.version}",  # built by the chaincode services
+        "container_name": name,
+        "volumes": [
+            # every peer org: it checks requesters against each member's CA, acts as its domain's admin
+            _mount(lambda layout: layout.peer_org(domain).parent, read_only=True),
+            _mount(lambda layout: layout.node_data(name), read_only=False),
+            f"./{HOST_TOPOLOGY_DIR.as_posix()}:{CONTAINER_TOPOLOGY.parent}:ro",
+        ],
+        "environment": data_service_env(PurePosixPath(CONTAINER_LAYOUT.root), CONTAINER_TOPOLOGY),
+        "network_mode": f"service:{NETWORK_SERVICE}",
+        # Published ports reach a container on its network address, not its loopback.
+        "command": [*data_service_args(domain), "--listen", "0.0.0.0"],
+        "entrypoint": ["python", "-m", DATA_SERVICE_MODULE],
+        "user": "root",
     }
 
 

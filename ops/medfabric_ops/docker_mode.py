@@ -33,6 +33,7 @@ from medfabric.topology import Topology
 
 from . import compose, network
 from .binaries import command_name, run_tool
+from .data_services import data_service_name, identity_url
 from .process import Probe, ProcessStatus, all_of, http_ok, poll_until, tls_handshake
 
 TOOLS_IMAGE = "hyperledger/fabric-tools"
@@ -172,6 +173,13 @@ class ComposeNodes:
             if states.get(service) != "running":
                 raise self._project.failure(service, f"is {states.get(service, 'missing')} after `docker compose up`")
 
+    def start_data_services(self) -> None:
+        """Start the data services (the chaincode image, built by start_chaincode_servers); ready once
+        GET /identity answers on their published ports."""
+        self._start_and_wait({
+            data_service_name(d): http_ok(identity_url(self._topology, d)) for d in self._topology.domains
+        })
+
     def _start_and_wait(self, probes: dict[str, Probe]) -> None:
         self._project.compose("up", "-d", compose.NETWORK_SERVICE, *probes)
         for service, ready in probes.items():
@@ -256,9 +264,11 @@ def _check_build_folder(layout: NetworkLayout, project: ComposeProject) -> None:
 
 
 def _empty_node_data(topology: Topology, layout: NetworkLayout) -> None:
-    """Empty the nodes' data folders from a container: the nodes wrote them as the containers' root user,
-    whose files the host user may not delete. Only those folders are mounted."""
-    folders = [layout.node_data(node.host_name).absolute() for node in (*topology.orderers, *topology.peers)]
+    """Empty the nodes' and data services' data folders from a container: they wrote them as the containers'
+    root user, whose files the host user may not delete. Only those folders are mounted."""
+    names = [node.host_name for node in (*topology.orderers, *topology.peers)]
+    names += [data_service_name(domain) for domain in topology.domains]
+    folders = [layout.node_data(name).absolute() for name in names]
     existing = [str(folder) for folder in folders if folder.exists()]
     if existing:
         mounts = [flag for folder in existing for flag in ("-v", f"{folder}:{folder}")]

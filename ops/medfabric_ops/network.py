@@ -28,6 +28,7 @@ from medfabric.topology import Channel, Orderer, Peer, Topology
 from . import crypto_material, render
 from .binaries import FabricBinaries, FabricCommandError, FabricTools
 from .channel import PeerAdmin, create_genesis_block, join_orderers, join_peers
+from .data_services import data_service_name, identity_url, start_data_service
 from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
 from .osnadmin import OSNAdmin, OSNAdminError
 from .process import Probe, ProcessStatus, Supervisor, all_of, child_env, http_ok, tcp_open, tls_handshake
@@ -58,9 +59,12 @@ class Nodes(Protocol):
 
     def start_chaincode_servers(self, package_ids: Mapping[str, str]) -> None: ...
 
+    def start_data_services(self) -> None: ...
+
 
 class NativeNodes:
-    """The nodes as processes of the Fabric binaries (and of medfabric-chaincode), under the supervisor."""
+    """The nodes as processes of the Fabric binaries (and of medfabric-chaincode and medfabric.data_service),
+    under the supervisor."""
 
     def __init__(self, topology: Topology, layout: NetworkLayout, binaries: FabricBinaries):
         self._topology, self._layout, self._binaries = topology, layout, binaries
@@ -89,6 +93,13 @@ class NativeNodes:
             self._supervisor.wait_ready(chaincode_process_name(domain),
                                         tcp_open(self._topology.host, domain.chaincode_port), READY_TIMEOUT)
 
+    def start_data_services(self) -> None:
+        for domain in self._topology.domains:
+            start_data_service(self._supervisor, self._topology, self._layout, domain)
+        for domain in self._topology.domains:
+            self._supervisor.wait_ready(data_service_name(domain), http_ok(identity_url(self._topology, domain)),
+                                        READY_TIMEOUT)
+
 
 def orderer_ready(orderer: Orderer) -> Probe:
     """/healthz answers and the channel participation (admin) endpoint accepts connections.
@@ -111,7 +122,8 @@ def peer_ready(peer: Peer) -> Probe:
 
 def up(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries,
        progress: Callable[[str], None] | None = None) -> list[StepTiming]:
-    """Bring every node up as a native process and deploy the chaincode on every channel; the time each step took.
+    """Bring every node up as a native process, deploy the chaincode on every channel, then start the data
+    services; the time each step took.
 
     `progress` is called with each step's name as it starts.
     """
@@ -120,7 +132,8 @@ def up(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries,
 
 def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, nodes: Nodes,
              step: StepClock) -> list[StepTiming]:
-    """Material, channels and chaincode with `tools`, the nodes started by `nodes`; every step timed by `step`."""
+    """Material, channels and chaincode with `tools`, the nodes and data services started by `nodes`;
+    every step timed by `step`."""
     with step("crypto material"):
         crypto_material.generate_crypto(topology, layout)  # adds what is missing, never replaces a key
     with step("configuration"):
@@ -148,13 +161,16 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, node
         )
     with step("approve and commit chaincode"):
         _concurrently(lambda channel: deploy(tools, topology, layout, channel, package_ids), topology.channels)
+    with step("start data services"):
+        nodes.start_data_services()  # they decide access with the chaincode, so once it is committed
     return step.timings
 
 
 def process_names(topology: Topology) -> list[str]:
     """The name of every process `up` starts, in start order (they name the logs too)."""
     return ([orderer.host_name for orderer in topology.orderers] + [peer.host_name for peer in topology.peers]
-            + [chaincode_process_name(domain) for domain in topology.domains])
+            + [chaincode_process_name(domain) for domain in topology.domains]
+            + [data_service_name(domain) for domain in topology.domains])
 
 
 def down(layout: NetworkLayout, timeout: float = STOP_TIMEOUT) -> list[str]:

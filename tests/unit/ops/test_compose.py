@@ -7,16 +7,17 @@ from __future__ import annotations
 import copy
 import json
 import tomllib
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 import pytest
 import yaml
 
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import load_topology
+from medfabric.topology import DEFAULT_TOPOLOGY, load_topology
 from medfabric_ops import render
 from medfabric_ops.compose import (
+    CHAINCODE_IMAGE,
     CONTAINER_BUILDER_DIR,
     CONTAINER_LAYOUT,
     chaincode_service_name,
@@ -58,6 +59,10 @@ def node_services(topology) -> list[str]:
     return [node.host_name for node in (*topology.orderers, *topology.peers)]
 
 
+def data_services(topology) -> list[str]:
+    return [f"data-service.{domain.org_domain}" for domain in topology.domains]
+
+
 def env_paths(value: str) -> Iterator[str]:
     """Paths in an environment value: a path, a "[a,b]" list of paths, or the builders' JSON."""
     if value.startswith("[{"):
@@ -71,15 +76,24 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
     return {volume.split(":")[1]: volume.split(":")[0] for volume in service.get("volumes", [])}
 
 
+def mount_of(service: dict[str, Any], path: PurePosixPath) -> tuple[str, str, bool] | None:
+    """(container path, host path, read-only) of the bind mount that holds `path`, if one does."""
+    for volume in service.get("volumes", []):
+        host, container, *mode = volume.split(":")
+        if path == PurePosixPath(container) or PurePosixPath(container) in path.parents:
+            return container, host, mode == ["ro"]
+    return None
+
+
 def test_the_committed_file_is_the_one_rendered_from_the_topology(topology):
     assert COMPOSE_FILE.read_text() == render_compose(topology), \
         "docker-compose.yaml is stale: run `medfabric network render`"
 
 
-def test_services_are_the_nodes_the_chaincode_servers_and_the_network(topology, services):
+def test_services_are_the_nodes_the_chaincode_servers_the_data_services_and_the_network(topology, services):
     chaincode = [chaincode_service_name(domain) for domain in topology.domains]
-    assert set(services) == {"network", *node_services(topology), *chaincode}
-    for name in (*node_services(topology), *chaincode):
+    assert set(services) == {"network", *node_services(topology), *chaincode, *data_services(topology)}
+    for name in (*node_services(topology), *chaincode, *data_services(topology)):
         assert services[name]["container_name"] == name
         assert services[name]["network_mode"] == "service:network"
     for orderer in topology.orderers:
@@ -95,6 +109,7 @@ def test_published_ports_are_the_node_ports_bound_to_loopback_only(topology, ser
     assert all(host == container for host, container in pairs)
     expected = {p for peer in topology.peers for p in (peer.listen_port, peer.operations_port)}
     expected |= {p for o in topology.orderers for p in (o.listen_port, o.admin_port, o.operations_port)}
+    expected |= {domain.data_service_port for domain in topology.domains}
     assert sorted(int(host) for host, _ in pairs) == sorted(expected) == published_ports(topology)
     assert [name for name, service in services.items() if "ports" in service] == ["network"]
 
@@ -144,6 +159,42 @@ def test_chaincode_servers_run_under_their_domains_package_id(topology, services
         assert service["environment"]["CHAINCODE_ID"] == package_id(topology, domain)
         assert service["environment"]["CHAINCODE_SERVER_ADDRESS"] == f"127.0.0.1:{domain.chaincode_port}"
         assert service["build"] == {"context": ".", "dockerfile": "chaincode/Dockerfile"}
+
+
+def test_data_services_run_the_module_in_the_chaincode_image(topology, services):
+    for domain, name in zip(topology.domains, data_services(topology), strict=True):
+        service = services[name]
+        assert service["image"] == f"{CHAINCODE_IMAGE}:{topology.chaincode.version}"
+        assert service["image"] == services[chaincode_service_name(domain)]["image"]
+        assert "build" not in service  # the chaincode services build the image, once
+        assert service["entrypoint"] == ["python", "-m", "medfabric.data_service"]
+        assert service["command"] == ["--domain", domain.id, "--listen", "0.0.0.0"]
+        assert service["user"] == "root"  # the image's user, nobody, could not read the admin's key (0600)
+
+
+def test_data_services_find_the_mounted_layout_and_topology(topology, services, host_layout):
+    container_root = PurePosixPath(str(CONTAINER_LAYOUT.root))
+    for domain, name in zip(topology.domains, data_services(topology), strict=True):
+        service = services[name]
+        env = service["environment"]
+        assert set(env) == {"MEDFABRIC_BUILD_DIR", "MEDFABRIC_TOPOLOGY"}
+        assert env["MEDFABRIC_BUILD_DIR"] == str(container_root)
+        topology_file = PurePosixPath(env["MEDFABRIC_TOPOLOGY"])
+        container, host, read_only = mount_of(service, topology_file)
+        assert host == "./network" and read_only
+        on_host = PROJECT_ROOT / host / topology_file.relative_to(container)
+        assert on_host == DEFAULT_TOPOLOGY and on_host.is_file()
+        # What the service reads as its domain's admin, what it checks requesters against, where it stores.
+        container_layout = NetworkLayout(Path(env["MEDFABRIC_BUILD_DIR"]))
+        reads = [container_layout.user_msp(domain, "Admin") / "keystore", container_layout.peer_tls_ca(domain),
+                 *(container_layout.peer_org(member) / "msp" / "cacerts" for member in topology.domains)]
+        store = PurePosixPath(container_layout.node_data(name))
+        for path in map(PurePosixPath, reads):
+            container, host, read_only = mount_of(service, path)
+            assert read_only and host == f"./build/network/{PurePosixPath(container).relative_to(container_root)}"
+            assert (host_layout.root / path.relative_to(container_root)).exists(), path
+        assert mount_of(service, store) == (str(store), f"./build/network/data/{name}", False)
+        assert mount_of(service, container_root / "data" / topology.peers[0].host_name) is None
 
 
 def test_the_chaincode_image_installs_the_project_and_runs_the_server_unprivileged():

@@ -120,7 +120,8 @@ def compose_document(topology, layout, network_container="medfabric-network") ->
 
 def all_services(topology) -> list[str]:
     return [compose.NETWORK_SERVICE, *(o.host_name for o in topology.orderers), *(p.host_name for p in topology.peers),
-            *(compose.chaincode_service_name(d) for d in topology.domains)]
+            *(compose.chaincode_service_name(d) for d in topology.domains),
+            *(f"data-service.{d.org_domain}" for d in topology.domains)]
 
 
 def compose_argv(project, *args) -> list[str]:
@@ -221,7 +222,9 @@ def test_up_takes_the_native_steps_with_services_and_tools_containers(topology, 
 
     orderers, peers = topology.orderers, topology.peers
     chaincode = [compose.chaincode_service_name(d) for d in topology.domains]
+    data_services = [f"data-service.{d.org_domain}" for d in topology.domains]
     healthz = "http://127.0.0.1:{}/healthz".format
+    identity = "http://127.0.0.1:{}/identity".format
     order = [
         at(lambda e: e == ("docker", ["pull", "hyperledger/fabric-tools:3.1.5"])),
         at(lambda e: e[0] == "crypto"),
@@ -235,6 +238,8 @@ def test_up_takes_the_native_steps_with_services_and_tools_containers(topology, 
         compose_up("--build", *chaincode),
         at(lambda e: e[0] == "install"),
         at(lambda e: e[0] in ("approve", "commit")),
+        compose_up(compose.NETWORK_SERVICE, *data_services),
+        at(lambda e: e[0] == "probe" and e[1] in {identity(d.data_service_port) for d in topology.domains}),
     ]
     assert all(order), "a step issued nothing"
     for earlier, later in itertools.pairwise(order):
@@ -244,6 +249,7 @@ def test_up_takes_the_native_steps_with_services_and_tools_containers(topology, 
     assert probed == [
         *(probe for o in orderers for probe in (healthz(o.operations_port), f"tls://127.0.0.1:{o.admin_port}")),
         *(probe for p in peers for probe in (healthz(p.operations_port), f"tls://127.0.0.1:{p.listen_port}")),
+        *(identity(d.data_service_port) for d in topology.domains),
     ]
 
 
@@ -283,6 +289,26 @@ def test_a_node_that_exits_before_it_is_ready_is_named_with_its_container_log(
         docker.argvs()
 
 
+def test_a_data_service_that_exits_before_it_serves_is_named_with_its_container_log(
+        docker, topology, layout, project, monkeypatch):
+    project.file.write_text(compose_document(topology, layout))
+    domain = topology.domains[0]
+    name = f"data-service.{domain.org_domain}"
+    probed = []
+    monkeypatch.setattr(docker_mode, "http_ok", lambda url: lambda: probed.append(url) and False)
+    docker.answer_states({compose.NETWORK_SERVICE: "running", name: "exited"})
+    docker.answer("compose logs", stdout="python -m medfabric.data_service: no identity for Admin@hospital-a\n")
+    with pytest.raises(DockerError) as error:
+        ComposeNodes(project, topology).start_data_services()
+    assert str(error.value).splitlines() == [
+        f"{name} exited before it was ready; last lines of `docker compose logs {name}`:",
+        "  python -m medfabric.data_service: no identity for Admin@hospital-a",
+    ]
+    assert probed == [f"http://127.0.0.1:{domain.data_service_port}/identity"]
+    assert docker.argvs()[0] == compose_argv(
+        project, "up", "-d", compose.NETWORK_SERVICE, *(f"data-service.{d.org_domain}" for d in topology.domains))
+
+
 def test_chaincode_services_must_run_the_packages_the_peers_install(docker, topology, layout, project):
     project.file.write_text(compose_document(topology, layout))
     domain = topology.domains[0]
@@ -317,16 +343,17 @@ def test_clean_removes_the_containers_then_empties_node_data_from_a_container_th
         docker, topology, layout, project):
     project.file.write_text(compose_document(topology, layout))
     peer, orderer = topology.peers[0], topology.orderers[0]
-    for host_name in (peer.host_name, orderer.host_name):
-        (layout.node_data(host_name) / "ledger").mkdir(parents=True)
+    data_service = f"data-service.{topology.domains[0].org_domain}"  # its store is written as root too
+    for name in (peer.host_name, orderer.host_name, data_service):
+        (layout.node_data(name) / "ledger").mkdir(parents=True)
     (layout.logs).mkdir(parents=True)
 
     docker_mode.clean(topology, layout, project)
 
     down, empty = docker.argvs()
     assert down == compose_argv(project, "down")
-    data = [str(layout.node_data(host_name)) for host_name in (orderer.host_name, peer.host_name)]
-    assert empty == ["run", "--rm", "--network", "none", "-v", f"{data[0]}:{data[0]}", "-v", f"{data[1]}:{data[1]}",
+    data = [str(layout.node_data(name)) for name in (orderer.host_name, peer.host_name, data_service)]
+    assert empty == ["run", "--rm", "--network", "none", *(flag for d in data for flag in ("-v", f"{d}:{d}")),
                      "hyperledger/fabric-tools:3.1.5", "find", *data, "-mindepth", "1", "-delete"]
     assert not layout.root.exists() and project.file.exists()
 

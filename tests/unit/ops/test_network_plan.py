@@ -9,8 +9,10 @@ chaincode packages are the real ones.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from medfabric.topology import load_topology
 from medfabric_ops import channel as channel_module
 from medfabric_ops import crypto_material, network, render
 from medfabric_ops.binaries import FabricCommandError
+from medfabric_ops.data_services import DataServiceError, start_data_service
 from medfabric_ops.lifecycle import DeployError
 from medfabric_ops.osnadmin import ChannelInfo, ChannelNotFound
 from medfabric_ops.process import ProcessStatus
@@ -28,6 +31,7 @@ from medfabric_ops.process import ProcessStatus
 STEPS = [
     "crypto material", "configuration", "chaincode packages", "genesis blocks", "start orderers", "join orderers",
     "start peers", "join peers", "start chaincode servers", "install chaincode", "approve and commit chaincode",
+    "start data services",
 ]
 UNAVAILABLE = "Error: failed to send transaction: got unexpected status: SERVICE_UNAVAILABLE -- no Raft leader"
 
@@ -158,12 +162,12 @@ class _FakeSupervisor:
     def start(self, name, argv, env, cwd):
         if name not in self._fabric.running:
             self._fabric.running.add(name)
-            self._fabric.events.append(("start", name, list(argv), dict(env)))
+            self._fabric.events.append(("start", name, list(argv), dict(env), cwd))
         return 4242
 
     def wait_ready(self, name, probe, timeout):
         assert name in self._fabric.running, f"waited for {name}, which was never started"
-        self._fabric.events.append(("ready", name))
+        self._fabric.events.append(("ready", name, probe))
 
     def status(self):
         return [ProcessStatus(name, 4242, True, 2**20, 1.0) for name in sorted(self._fabric.running)]
@@ -208,12 +212,14 @@ def test_up_takes_the_steps_in_order_and_times_each(topology, layout, fabric):
     orderers = {o.host_name for o in topology.orderers}
     peers = {p.host_name for p in topology.peers}
     chaincode_servers = {f"chaincode.{d.org_domain}" for d in topology.domains}
+    data_services = {f"data-service.{d.org_domain}" for d in topology.domains}
     order = [
         positions(fabric, "crypto"), positions(fabric, "render"), positions(fabric, "configtxgen"),
         positions(fabric, "start", orderers), positions(fabric, "ready", orderers), positions(fabric, "orderer join"),
         positions(fabric, "start", peers), positions(fabric, "ready", peers), positions(fabric, "peer join"),
         positions(fabric, "start", chaincode_servers), positions(fabric, "ready", chaincode_servers),
         positions(fabric, "install"), positions(fabric, "approve") + positions(fabric, "commit"),
+        positions(fabric, "start", data_services), positions(fabric, "ready", data_services),
     ]
     assert all(order), "a step issued nothing"
     for earlier, later in itertools.pairwise(order):
@@ -261,6 +267,39 @@ def test_each_domain_runs_a_chaincode_server_under_its_package_id(topology, layo
         assert env["CHAINCODE_TLS_DISABLED"] == "true"
 
 
+def test_each_domain_runs_its_data_service_on_the_same_layout_and_topology(topology, layout, fabric, monkeypatch):
+    monkeypatch.setattr(network, "http_ok", lambda url: f"GET {url}")
+    run_up(topology, layout, fabric)
+    starts = {e[1]: e[2:] for e in fabric.events if e[0] == "start"}
+    ready = {e[1]: e[2] for e in fabric.events if e[0] == "ready"}
+    for domain in topology.domains:
+        name = f"data-service.{domain.org_domain}"
+        argv, env, cwd = starts[name]
+        assert argv == [sys.executable, "-m", "medfabric.data_service", "--domain", domain.id]
+        assert env["MEDFABRIC_BUILD_DIR"] == str(layout.root)
+        assert env["MEDFABRIC_TOPOLOGY"] == str(topology.source)
+        assert cwd == layout.node_data(name)
+        assert ready[name] == f"GET http://127.0.0.1:{domain.data_service_port}/identity"
+
+
+def test_a_data_service_gets_absolute_paths_as_it_runs_in_its_own_folder(topology, tmp_path, fabric, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    domain = topology.domains[1]
+    relative = dataclasses.replace(topology, source=Path("topologies/consortium.yaml"))
+    start_data_service(fabric.supervisor(None), relative, NetworkLayout(Path("build")), domain)
+    [(_kind, name, _argv, env, cwd)] = fabric.events
+    assert name == f"data-service.{domain.org_domain}"
+    assert env["MEDFABRIC_BUILD_DIR"] == str(tmp_path / "build")
+    assert env["MEDFABRIC_TOPOLOGY"] == str(tmp_path / "topologies" / "consortium.yaml")
+    assert cwd == Path("build") / "data" / name
+
+
+def test_a_topology_not_read_from_a_file_cannot_be_given_to_the_data_services(topology, layout, fabric):
+    with pytest.raises(DataServiceError, match="not loaded from one"):
+        run_up(dataclasses.replace(topology, source=None), layout, fabric)
+    assert not [e for e in fabric.events if e[0] == "start" and e[1].startswith("data-service.")]
+
+
 def test_the_chaincode_is_installed_approved_and_committed_as_the_lifecycle_requires(topology, layout, fabric):
     run_up(topology, layout, fabric)
     installs = [e for e in fabric.events if e[0] == "install"]
@@ -296,6 +335,8 @@ def test_up_twice_changes_nothing(topology, layout, fabric):
     run_up(topology, layout, fabric)
     changes = {"configtxgen", "start", "orderer join", "peer join", "install", "approve", "commit"}
     assert changes.isdisjoint(fabric.kinds())
+    assert [e[1] for e in fabric.events if e[0] == "ready"][-len(topology.domains):] == [
+        f"data-service.{d.org_domain}" for d in topology.domains]  # kept, and found ready again
 
 
 def test_up_after_down_restarts_the_processes_and_nothing_else(topology, layout, fabric):
@@ -303,7 +344,7 @@ def test_up_after_down_restarts_the_processes_and_nothing_else(topology, layout,
     fabric.running.clear()  # down: processes gone, ledgers and blocks kept
     fabric.events.clear()
     run_up(topology, layout, fabric)
-    assert {"start", "ready"} <= set(fabric.kinds())
+    assert [e[1] for e in fabric.events if e[0] == "start"] == network.process_names(topology)
     assert {"configtxgen", "orderer join", "peer join", "install", "approve", "commit"}.isdisjoint(fabric.kinds())
 
 
@@ -363,10 +404,13 @@ def test_status_without_binaries_or_processes_says_why_facts_are_missing(topolog
     assert set(map(json.dumps, local["peers"].values())) == {'{"error": "no Fabric binaries to ask with"}'}
 
 
-def test_process_names_are_orderers_then_peers_then_chaincode_servers(topology):
+def test_process_names_are_orderers_then_peers_then_chaincode_servers_then_data_services(topology):
     names = network.process_names(topology)
-    assert names[:len(topology.orderers)] == [o.host_name for o in topology.orderers]
-    assert names[-1] == f"chaincode.{topology.domains[-1].org_domain}"
+    assert names == [
+        *(o.host_name for o in topology.orderers), *(p.host_name for p in topology.peers),
+        *(f"chaincode.{d.org_domain}" for d in topology.domains),
+        *(f"data-service.{d.org_domain}" for d in topology.domains),
+    ]
 
 
 def test_clean_deletes_the_build_folder(layout):
