@@ -153,6 +153,7 @@ class RecordService:
         decision_tx = verified.statement.get("decision_tx")
         if not isinstance(decision_tx, str) or not _TX_ID.fullmatch(decision_tx):
             raise _Failure(HTTPStatus.FORBIDDEN, "statement names no decision_tx (a transaction id)")
+        trail.decision_tx = decision_tx
         requester = trail.requester
         self._check_decision(trail.record_id, requester, decision_tx)
         with self._records_lock:
@@ -274,7 +275,9 @@ class RecordService:
             self._report_failure(trail, trail.action, "internal error")
             return Reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}, trail.requester_msp)
         try:
-            self._audit.log_access(trail.action, trail.record_id, "success", success.reason, trail.requester)
+            self._audit.log_access(
+                trail.action, trail.record_id, "success", success.reason, trail.requester, trail.decision_tx
+            )
         except Exception as error:  # noqa: BLE001 - whatever the sink raises, nothing unlogged leaves
             _log.error("access log unavailable for %s of record %s: %s", trail.action, trail.record_id, error)
             message = f"access log unavailable: the {trail.action} of record {trail.record_id} is not logged"
@@ -283,7 +286,7 @@ class RecordService:
 
     def _report_failure(self, trail: _Trail, action: str, reason: str) -> None:
         try:
-            self._audit.log_access(action, trail.record_id, "failure", reason, trail.requester)
+            self._audit.log_access(action, trail.record_id, "failure", reason, trail.requester, trail.decision_tx)
         except Exception as error:  # noqa: BLE001 - the refusal stands; the lost log entry is reported here
             _log.error("access log unavailable for %s of record %s: %s", action, trail.record_id, error)
 
@@ -306,11 +309,13 @@ def _refusal(decision: Decision | None, record_id: str, requester: Requester, no
 
 @dataclass
 class _Trail:
-    """What the audit entry of one request says: the action, the record, and (once verified) who asked."""
+    """What the audit entry of one request says: the action, the record, and (once verified) who asked and on
+    which decision."""
 
     action: str
     record_id: str | None
     requester: Requester | None = None
+    decision_tx: str | None = None
 
     @property
     def requester_msp(self) -> str | None:

@@ -27,6 +27,7 @@ class Decision:
     actor_msp: str
     decision: str  # "allow" or "deny"
     timestamp: datetime  # the deciding transaction's, timezone-aware
+    break_glass: bool = False  # decided by consent EmergencyAccess
 
 
 class AccessLedger(Protocol):
@@ -45,7 +46,9 @@ class Requester:
 
 class AuditSink(Protocol):
     def log_access(
-        self, action: str, record_id: str | None, outcome: str, reason: str, requester: Requester | None
+        self, action: str, record_id: str | None, outcome: str, reason: str, requester: Requester | None,
+        decision_tx: str | None = None,
     ) -> None:
         """Record one outcome: action write, deliver, erase or denied; outcome success or failure.
-        `requester` is None when no statement could be verified."""
+        `requester` is None when no statement could be verified; `decision_tx` is the access decision a fetch
+        named, once its statement is verified."""

@@ -1,8 +1,13 @@
 """access_log: who did what to which record, and when (SYSTEM.md section 2; shaped like FHIR AuditEvent).
 
 Contracts log what they do to a record with `append_log`, in the same
-transaction; clients log what happens off chain (requests, deliveries) with
-LogAccess. Who acted always comes from the caller's identity. State:
+transaction; clients and services log what happens off chain (requests,
+deliveries, refusals, their own writes and erasures) with LogAccess, which
+refuses the actions only contracts log (read, break-glass, grant, revoke,
+purchase): an entry a caller wrote never looks like consent's decisions. Who
+acted always comes from the caller's identity; a service acting for someone
+names them in requester_msp and requester_id, and the decision it relied on
+in decision_tx. State:
 
     ("log", timestamp, tx_id, n)                     -> the entry, canonical JSON
     ("log~record", record_id, timestamp, tx_id, n)    -> b"\\x00", to list a record's entries
@@ -32,13 +37,14 @@ from ..runtime import (
     ChaincodeStub, Contract, KeyValue, TransactionContext, TransactionError, canonical_json, load_json, transaction
 )
 from .common import (
-    DOMAIN_ATTRIBUTE, ID_RULE, INDEX_VALUE, ROLE_ATTRIBUTE, TIME_RULE, Rule, check_argument, check_fields, check_page,
-    iso_millis, one_of, parse_document, read_range, text, time_argument
+    DOMAIN_ATTRIBUTE, ID_RULE, INDEX_VALUE, MSP_ID_RULE, ROLE_ATTRIBUTE, TIME_RULE, TX_ID_RULE, Rule, check_argument,
+    check_fields, check_page, invalid_field, iso_millis, one_of, parse_document, read_range, text, time_argument
 )
 
 LOG_KEY = "log"
 RECORD_INDEX = "log~record"
 ACTIONS = ("read", "write", "grant", "revoke", "purchase", "denied", "erase", "break-glass", "request", "deliver")
+OFF_CHAIN_ACTIONS = ("request", "deliver", "write", "erase", "denied")  # what LogAccess takes
 OUTCOMES = ("success", "failure")
 FLAGGED_ACTIONS = frozenset({"break-glass"})  # to be reviewed after the fact
 MAX_ENTRIES_PER_TRANSACTION = 10_000  # n is written with 4 digits
@@ -47,13 +53,25 @@ REASON_RULE: Rule = (
     "must be 1-256 characters without control characters, not all spaces",
 )
 
+MAX_CLIENT_ID_LENGTH = 1024
+
 _COUNT_ATTRIBUTE = "_access_log_entries"  # on the TransactionContext: entries appended by this transaction
+_CLIENT_ID = re.compile(r"x509::[^\x00-\x1f\x7f]+::[^\x00-\x1f\x7f]+")
+_REQUESTER = ("requester_msp", "requester_id")  # both or neither
 _ENTRY_RULES: dict[str, Rule] = {
     "record_id": ID_RULE,
-    "action": (one_of(ACTIONS), f"must be one of {', '.join(ACTIONS)}"),
+    "action": (one_of(OFF_CHAIN_ACTIONS), f"must be one of {', '.join(OFF_CHAIN_ACTIONS)}"),
     "outcome": (one_of(OUTCOMES), f"must be one of {', '.join(OUTCOMES)}"),
     "reason": REASON_RULE,
+    "requester_msp": MSP_ID_RULE,
+    "requester_id": (
+        lambda value: text(_CLIENT_ID)(value) and len(value) <= MAX_CLIENT_ID_LENGTH,
+        f"must be a client id x509::<subject>::<issuer> of at most {MAX_CLIENT_ID_LENGTH} characters without control "
+        "characters",
+    ),
+    "decision_tx": TX_ID_RULE,
 }
+_OPTIONAL_FIELDS = frozenset(_ENTRY_RULES) - {"action", "outcome"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,9 @@ class LogEntry:
     channel: str
     tx_id: str
     timestamp: str  # the transaction's, ISO-8601 UTC with milliseconds
+    requester_msp: str | None = None  # from LogAccess: the party the caller (a service) acted for
+    requester_id: str | None = None  # its x509::subject::issuer
+    decision_tx: str | None = None  # from LogAccess: the consent decision the access relied on
 
 
 @dataclass(frozen=True)
@@ -89,7 +110,15 @@ class PeriodDigest:
 
 
 def append_log(
-    ctx: TransactionContext, action: str, outcome: str, record_id: str | None = None, reason: str | None = None
+    ctx: TransactionContext,
+    action: str,
+    outcome: str,
+    record_id: str | None = None,
+    reason: str | None = None,
+    *,
+    requester_msp: str | None = None,
+    requester_id: str | None = None,
+    decision_tx: str | None = None,
 ) -> LogEntry:
     """Write an entry for the caller in this transaction; returns it."""
     if action not in ACTIONS or outcome not in OUTCOMES:
@@ -114,6 +143,9 @@ def append_log(
         channel=stub.get_channel_id(),
         tx_id=tx_id,
         timestamp=iso_millis(stub.get_tx_timestamp()),
+        requester_msp=requester_msp,
+        requester_id=requester_id,
+        decision_tx=decision_tx,
     )
     suffix = [entry.timestamp, tx_id, f"{number:04d}"]
     stub.put_state(stub.create_composite_key(LOG_KEY, suffix), canonical_json(entry))
@@ -140,10 +172,20 @@ class AccessLogContract(Contract):
 
     @transaction
     def LogAccess(self, ctx: TransactionContext, entry_json: str) -> LogEntry:
-        """Log an access made off chain ({record_id, action, outcome, reason?}) by the caller; returns the entry."""
+        """Log an access made off chain by the caller; returns the entry.
+
+        {action, outcome, record_id?, reason?, requester_msp?, requester_id?, decision_tx?}: action one of
+        OFF_CHAIN_ACTIONS; the requester fields name whom the caller acted for, both or neither.
+        """
         document = parse_document(entry_json, "entry")
-        check_fields(document, _ENTRY_RULES, "entry", optional={"reason"})
-        return append_log(ctx, document["action"], document["outcome"], document["record_id"], document.get("reason"))
+        check_fields(document, _ENTRY_RULES, "entry", optional=_OPTIONAL_FIELDS)
+        for given, needed in (_REQUESTER, _REQUESTER[::-1]):
+            if given in document and needed not in document:
+                invalid_field("entry", needed, f"is required with '{given}'")
+        optional = {name: document.get(name) for name in (*_REQUESTER, "decision_tx")}
+        return append_log(
+            ctx, document["action"], document["outcome"], document.get("record_id"), document.get("reason"), **optional
+        )
 
     @transaction(evaluate=True)
     def ListLog(

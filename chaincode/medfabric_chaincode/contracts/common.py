@@ -26,6 +26,7 @@ ENROLLMENT_ATTRIBUTE = "hf.EnrollmentID"
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DOMAIN = re.compile(r"[a-z0-9-]{1,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_MSP_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def text(pattern: re.Pattern) -> Callable[[Any], bool]:
@@ -57,6 +58,8 @@ def is_zoned_time(value: Any) -> bool:
 ID_RULE: Rule = (text(_ID), "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 DOMAIN_RULE: Rule = (text(_DOMAIN), "must be 1-63 characters of a-z 0-9 -")
 SHA256_RULE: Rule = (text(_SHA256), "must be 64 lowercase hex characters")
+TX_ID_RULE: Rule = (text(_SHA256), "must be a transaction id: 64 lowercase hex characters")
+MSP_ID_RULE: Rule = (text(_MSP_ID), "must be an MSP id of 1-128 characters of A-Z a-z 0-9 . _ -")
 TIME_RULE: Rule = (is_zoned_time, "must be an ISO-8601 date-time with a time zone")
 
 

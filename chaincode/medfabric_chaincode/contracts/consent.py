@@ -12,13 +12,16 @@ record, so no MSP can open another's records by claiming its domain. State:
     ("grant~record", record_id, grant_id)             -> b"\\x00"
     ("grant~patient", domain, patient, grant_id)      -> b"\\x00"
     ("grant~type", domain, resource_type, grant_id)   -> b"\\x00"
+    ("decision", tx_id)                               -> an AccessDecision, canonical JSON
 
 grant_id is the id of the granting transaction. Expiry is judged by the
 transaction timestamp: a grant is valid while timestamp < expires.
 
-CheckAccess and EmergencyAccess decide for the caller and write the decision to
-the access log in the same transaction (access_log.append_log). A denial is an
-answer, not a failure: it commits, so that it stays in the log.
+CheckAccess and EmergencyAccess decide for the caller, keep the decision under
+their own transaction id (only they write "decision" keys: GetDecision is what
+a data service trusts, never an access-log entry) and write it to the access
+log in the same transaction (access_log.append_log). A denial is an answer, not
+a failure: it commits, so that it stays on the ledger.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from ..runtime import (
 )
 from .access_log import REASON_RULE, append_log
 from .common import (
-    ENROLLMENT_ATTRIBUTE, INDEX_VALUE, ROLE_ATTRIBUTE, SHA256_RULE, TIME_RULE, Rule, check_argument, check_fields,
-    invalid_field, iso_millis, one_of, parse_document, require_domain, text, utc_time
+    ENROLLMENT_ATTRIBUTE, INDEX_VALUE, MSP_ID_RULE, ROLE_ATTRIBUTE, TIME_RULE, TX_ID_RULE, Rule, check_argument,
+    check_fields, invalid_field, iso_millis, one_of, parse_document, require_domain, text, utc_time
 )
 from .emr_index import ENTRY_RULES, EmrRecord, find_record, load_record
 
@@ -40,6 +43,7 @@ GRANT_KEY = "grant"
 RECORD_GRANTS = "grant~record"
 PATIENT_GRANTS = "grant~patient"
 TYPE_GRANTS = "grant~type"
+DECISION_KEY = "decision"
 SCOPES = ("record_id", "patient", "resource_type")
 PURPOSES = ("treatment", "research", "payment", "operations", "public-health")
 EMERGENCY_ROLE = "doctor"
@@ -47,13 +51,11 @@ GRANT_CREATED_EVENT = "GrantCreated"
 GRANT_REVOKED_EVENT = "GrantRevoked"
 ACCESS_DECISION_EVENT = "AccessDecision"
 
-GRANT_ID_RULE: Rule = (SHA256_RULE[0], "must be a transaction id: 64 lowercase hex characters")
-_MSP_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _ENROLLMENT_ID = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 _GRANT_RULES: dict[str, Rule] = {
     **{scope: ENTRY_RULES[scope] for scope in SCOPES},
     "domain": ENTRY_RULES["domain"],
-    "grantee_msp": (text(_MSP_ID), "must be an MSP id of 1-128 characters of A-Z a-z 0-9 . _ -"),
+    "grantee_msp": MSP_ID_RULE,
     "grantee_user": (text(_ENROLLMENT_ID), "must be an enrollment id of 1-128 characters of A-Z a-z 0-9 . _ @ -"),
     "purpose": (one_of(PURPOSES), f"must be one of {', '.join(PURPOSES)}"),
     "expires": TIME_RULE,
@@ -80,10 +82,28 @@ class ConsentGrant:
 
 @dataclass(frozen=True)
 class AccessDecision:
+    """A decision of CheckAccess or EmergencyAccess, kept under ("decision", tx_id)."""
+
+    tx_id: str  # the deciding transaction's id
+    record_id: str
+    actor_id: str  # the caller decided for, x509::subject::issuer
+    actor_msp: str
+    action: str  # the access decided on: "read"
     decision: str  # "allow" or "deny"
     reason: str
     grant_id: str | None  # the grant that allows it, if one does
-    log_id: str  # the access-log entry of the decision
+    break_glass: bool  # decided by EmergencyAccess
+    timestamp: str  # the transaction's, ISO-8601 UTC with milliseconds
+
+
+@dataclass(frozen=True)
+class AccessAnswer:
+    """What CheckAccess and EmergencyAccess return."""
+
+    decision: str  # "allow" or "deny"
+    reason: str
+    grant_id: str | None  # the grant that allows it, if one does
+    log_id: str  # the access-log entry of the decision (the transaction id)
 
 
 class ConsentContract(Contract):
@@ -131,7 +151,7 @@ class ConsentContract(Contract):
     @transaction
     def RevokeGrant(self, ctx: TransactionContext, grant_id: str) -> ConsentGrant:
         """Revoke a grant the caller's MSP made; returns it revoked."""
-        check_argument("grant_id", grant_id, GRANT_ID_RULE)
+        check_argument("grant_id", grant_id, TX_ID_RULE)
         stub = ctx.stub
         grant = _load_grant(stub, grant_id)
         if grant.grantor_msp != ctx.client_identity.msp_id:
@@ -147,7 +167,7 @@ class ConsentContract(Contract):
     @transaction(evaluate=True)
     def GetGrant(self, ctx: TransactionContext, grant_id: str) -> ConsentGrant:
         """A grant, revoked or not."""
-        check_argument("grant_id", grant_id, GRANT_ID_RULE)
+        check_argument("grant_id", grant_id, TX_ID_RULE)
         return _load_grant(ctx.stub, grant_id)
 
     @transaction(evaluate=True)
@@ -157,25 +177,36 @@ class ConsentContract(Contract):
         return _grants_for(ctx.stub, load_record(ctx.stub, record_id))
 
     @transaction
-    def CheckAccess(self, ctx: TransactionContext, record_id: str, action: str = "read") -> AccessDecision:
-        """May the caller read the record now? Logs the decision ("read" or "denied") and commits either way."""
+    def CheckAccess(self, ctx: TransactionContext, record_id: str, action: str = "read") -> AccessAnswer:
+        """May the caller read the record now? Keeps and logs the decision ("read" or "denied"); commits either way."""
         check_argument("record_id", record_id, ENTRY_RULES["record_id"])
         check_argument("action", action, (one_of(("read",)), "must be read"))
         allowed, reason, grant_id = _decide(ctx, record_id)
-        return _conclude(ctx, record_id, "read" if allowed else "denied", reason, grant_id)
+        return _conclude(ctx, record_id, allowed, reason, grant_id)
 
     @transaction
-    def EmergencyAccess(self, ctx: TransactionContext, record_id: str, reason: str) -> AccessDecision:
+    def EmergencyAccess(self, ctx: TransactionContext, record_id: str, reason: str) -> AccessAnswer:
         """Break-glass: a doctor reads a record without a grant; logged as "break-glass" and flagged for review."""
         check_argument("record_id", record_id, ENTRY_RULES["record_id"])
         check_argument("reason", reason, REASON_RULE)
         role = ctx.client_identity.get_attribute(ROLE_ATTRIBUTE)
         if role != EMERGENCY_ROLE:
-            return _conclude(ctx, record_id, "denied", f"break-glass refused: {ROLE_ATTRIBUTE} is {role or 'missing'}")
+            refusal = f"break-glass refused: {ROLE_ATTRIBUTE} is {role or 'missing'}"
+            return _conclude(ctx, record_id, False, refusal, break_glass=True)
         record = find_record(ctx.stub, record_id)
         if record is None or record.erased:
-            return _conclude(ctx, record_id, "denied", "record not found" if record is None else "record erased")
-        return _conclude(ctx, record_id, "break-glass", f"break-glass: {reason}")
+            refusal = "record not found" if record is None else "record erased"
+            return _conclude(ctx, record_id, False, refusal, break_glass=True)
+        return _conclude(ctx, record_id, True, f"break-glass: {reason}", break_glass=True)
+
+    @transaction(evaluate=True)
+    def GetDecision(self, ctx: TransactionContext, tx_id: str) -> AccessDecision:
+        """The decision CheckAccess or EmergencyAccess transaction `tx_id` made, allow or deny."""
+        check_argument("tx_id", tx_id, TX_ID_RULE)
+        data = ctx.stub.get_state(ctx.stub.create_composite_key(DECISION_KEY, [tx_id]))
+        if data is None:
+            raise TransactionError(f"decision {tx_id} not found")
+        return load_json(AccessDecision, data, "decision")
 
 
 def _check_record_owner(stub: ChaincodeStub, msp_id: str, record_id: str, domain: str) -> None:
@@ -240,11 +271,35 @@ def _decide(ctx: TransactionContext, record_id: str) -> tuple[bool, str, str | N
 
 
 def _conclude(
-    ctx: TransactionContext, record_id: str, action: str, reason: str, grant_id: str | None = None
-) -> AccessDecision:
-    """Log the decision, announce it in the transaction's event, and return it."""
-    entry = append_log(ctx, action, "failure" if action == "denied" else "success", record_id, reason)
-    decision = AccessDecision("deny" if action == "denied" else "allow", reason, grant_id, entry.log_id)
-    event = {**asdict(decision), "record_id": record_id, "actor_msp": entry.actor_msp, "flagged": entry.flagged}
-    ctx.stub.set_event(ACCESS_DECISION_EVENT, canonical_json(event))
-    return decision
+    ctx: TransactionContext,
+    record_id: str,
+    allowed: bool,
+    reason: str,
+    grant_id: str | None = None,
+    *,
+    break_glass: bool = False,
+) -> AccessAnswer:
+    """Keep the caller's decision under the transaction id, log it, announce it in the event; return the answer.
+
+    The only writer of "decision" keys.
+    """
+    action = ("break-glass" if break_glass else "read") if allowed else "denied"
+    entry = append_log(ctx, action, "success" if allowed else "failure", record_id, reason)
+    decision = AccessDecision(
+        tx_id=entry.tx_id,
+        record_id=record_id,
+        actor_id=entry.actor_id,
+        actor_msp=entry.actor_msp,
+        action="read",
+        decision="allow" if allowed else "deny",
+        reason=reason,
+        grant_id=grant_id,
+        break_glass=break_glass,
+        timestamp=entry.timestamp,
+    )
+    stub = ctx.stub
+    stub.put_state(stub.create_composite_key(DECISION_KEY, [decision.tx_id]), canonical_json(decision))
+    answer = AccessAnswer(decision.decision, reason, grant_id, entry.log_id)
+    event = {**asdict(answer), "record_id": record_id, "actor_msp": entry.actor_msp, "flagged": entry.flagged}
+    stub.set_event(ACCESS_DECISION_EVENT, canonical_json(event))
+    return answer

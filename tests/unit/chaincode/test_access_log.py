@@ -16,6 +16,9 @@ from .test_emr_index import STORED_AT
 
 REASON_RULE = "must be 1-256 characters without control characters, not all spaces"
 TIME_RULE = "must be an ISO-8601 date-time with a time zone"
+DROP = object()
+NO_REQUESTER = {"requester_msp": None, "requester_id": None, "decision_tx": None}
+DECISION_TX = "cd" * 32
 
 
 class TwoEntries(Contract):
@@ -33,8 +36,10 @@ def chain(connect):
     return connect(*ALL_CONTRACTS, TwoEntries)
 
 
-def log(chain, seconds: float = 0, record_id: str = "rec-001", creator: bytes = B_DOCTOR, nonce=None, **fields):
+def log(chain, seconds: float = 0, record_id: object = "rec-001", creator: bytes = B_DOCTOR, nonce=None, **fields):
+    """LogAccess of a deliver by B's doctor unless changed; record_id DROP leaves the field out."""
     entry = {"record_id": record_id, "action": "deliver", "outcome": "success", **fields}
+    entry = {name: value for name, value in entry.items() if value is not DROP}
     return chain.invoke("access_log:LogAccess", json.dumps(entry), creator=creator, nonce=nonce, **at(seconds))
 
 
@@ -53,7 +58,7 @@ def test_put_record_logs_a_write_for_the_caller(chain):
     assert entry == {
         "log_id": result.tx_id, "record_id": "rec-001", "actor_id": actor_id(A_DOCTOR), "actor_msp": "HospitalAMSP",
         "actor_role": "doctor", "action": "write", "outcome": "success", "reason": None, "from_domain": "hospital-a",
-        "flagged": False, "channel": "public", "tx_id": result.tx_id, "timestamp": STORED_AT,
+        "flagged": False, "channel": "public", "tx_id": result.tx_id, "timestamp": STORED_AT, **NO_REQUESTER,
     }
     assert result.writes[("", f"\x00log~record\x00rec-001\x00{STORED_AT}\x00{result.tx_id}\x000000\x00")] == b"\x00"
 
@@ -66,13 +71,48 @@ def test_log_access_takes_the_actor_from_the_identity(chain):
     assert ok(result) == {
         "log_id": result.tx_id, "record_id": "rec-001", "actor_id": actor_id(creator), "actor_msp": "HospitalBMSP",
         "actor_role": None, "action": "request", "outcome": "success", "reason": "referral", "from_domain": None,
-        "flagged": False, "channel": "public", "tx_id": result.tx_id, "timestamp": STORED_AT,
+        "flagged": False, "channel": "public", "tx_id": result.tx_id, "timestamp": STORED_AT, **NO_REQUESTER,
     }
     assert chain.state[("", log_key(STORED_AT, result.tx_id))] == result.payload
 
 
-def test_break_glass_entries_are_flagged(chain):
-    assert ok(log(chain, action="break-glass", reason="unconscious patient"))["flagged"] is True
+OFF_CHAIN_ACTIONS = "request, deliver, write, erase, denied"
+
+
+@pytest.mark.parametrize("action", ["read", "break-glass", "grant", "revoke", "purchase"])
+def test_log_access_refuses_the_actions_only_contracts_log(chain, action):
+    result = log(chain, action=action, reason="own domain")
+
+    assert (result.status, result.message, result.writes) == (
+        500, f"invalid entry: field 'action' must be one of {OFF_CHAIN_ACTIONS}", {}
+    )
+    assert listed(chain) == []
+
+
+@pytest.mark.parametrize(
+    "action, outcome", [("request", "success"), ("deliver", "success"), ("write", "failure"), ("erase", "success"),
+                        ("denied", "failure")],
+)
+def test_a_service_logs_off_chain_actions_for_a_requester(chain, action, outcome):
+    service = caller("HospitalAMSP", "admin", role=None)
+
+    result = log(chain, creator=service, action=action, outcome=outcome, requester_msp="HospitalBMSP",
+                 requester_id=actor_id(B_DOCTOR), decision_tx=DECISION_TX)
+
+    entry = ok(result)
+    assert (entry["action"], entry["outcome"], entry["flagged"]) == (action, outcome, False)
+    assert (entry["actor_id"], entry["actor_msp"]) == (actor_id(service), "HospitalAMSP")  # never the requester
+    assert (entry["requester_msp"], entry["requester_id"], entry["decision_tx"]) == (
+        "HospitalBMSP", actor_id(B_DOCTOR), DECISION_TX
+    )
+    assert chain.state[("", log_key(STORED_AT, result.tx_id))] == result.payload
+
+
+def test_record_id_is_optional(chain):
+    result = log(chain, record_id=DROP, action="denied", outcome="failure", reason="bad signature")
+
+    assert ok(result)["record_id"] is None
+    assert list(result.writes) == [("", log_key(STORED_AT, result.tx_id))]  # no log~record index entry
 
 
 def test_entries_of_one_transaction_are_numbered(chain):
@@ -84,14 +124,16 @@ def test_entries_of_one_transaction_are_numbered(chain):
     assert [entry["action"] for entry in listed(chain)] == ["request", "deliver"]
 
 
-ACTIONS = "read, write, grant, revoke, purchase, denied, erase, break-glass, request, deliver"
+CLIENT_ID_RULE = ("must be a client id x509::<subject>::<issuer> of at most 1024 characters without control "
+                  "characters")
+REQUESTER = {"requester_msp": "HospitalBMSP", "requester_id": "x509::CN=doctor::CN=ca"}
 
 
 @pytest.mark.parametrize(
     "fields, problem",
     [
-        ({"action": "delete"}, f"field 'action' must be one of {ACTIONS}"),
-        ({"action": None}, f"field 'action' must be one of {ACTIONS}"),
+        ({"action": "delete"}, f"field 'action' must be one of {OFF_CHAIN_ACTIONS}"),
+        ({"action": None}, f"field 'action' must be one of {OFF_CHAIN_ACTIONS}"),
         ({"outcome": "ok"}, "field 'outcome' must be one of success, failure"),
         ({"record_id": "rec 1"}, "field 'record_id' must be 1-128 characters of A-Z a-z 0-9 . _ : -"),
         ({"reason": ""}, f"field 'reason' {REASON_RULE}"),
@@ -101,6 +143,16 @@ ACTIONS = "read, write, grant, revoke, purchase, denied, erase, break-glass, req
         ({"actor_msp": "HospitalAMSP"}, "unknown field 'actor_msp'"),
         ({"actor_id": "x509::CN=admin::CN=ca", "flagged": False}, "unknown fields 'actor_id', 'flagged'"),
         ({"from_domain": "hospital-a"}, "unknown field 'from_domain'"),
+        ({**REQUESTER, "requester_msp": "Hospital B"}, "field 'requester_msp' must be an MSP id of 1-128 characters "
+         "of A-Z a-z 0-9 . _ -"),
+        ({**REQUESTER, "requester_id": "CN=doctor,O=hospital-b"}, f"field 'requester_id' {CLIENT_ID_RULE}"),
+        ({**REQUESTER, "requester_id": "x509::CN=doc\ntor::CN=ca"}, f"field 'requester_id' {CLIENT_ID_RULE}"),
+        ({**REQUESTER, "requester_id": "x509::CN=ca::" + "d" * 1012}, f"field 'requester_id' {CLIENT_ID_RULE}"),
+        ({"requester_msp": "HospitalBMSP"}, "field 'requester_id' is required with 'requester_msp'"),
+        ({"requester_id": "x509::CN=doctor::CN=ca"}, "field 'requester_msp' is required with 'requester_id'"),
+        ({"decision_tx": "cd" * 31}, "field 'decision_tx' must be a transaction id: 64 lowercase hex characters"),
+        ({"decision_tx": "CD" * 32}, "field 'decision_tx' must be a transaction id: 64 lowercase hex characters"),
+        ({"record_id": None}, "field 'record_id' must be 1-128 characters of A-Z a-z 0-9 . _ : -"),
     ],
 )
 def test_invalid_entries_are_refused_naming_the_field(chain, fields, problem):
@@ -267,3 +319,9 @@ def test_same_input_and_timestamp_give_identical_writes(connect):
 
     assert first.status == second.status == 200
     assert (first.writes, first.payload) == (second.writes, second.payload)
+
+
+def test_a_requester_id_may_have_1024_characters(chain):
+    requester_id = "x509::CN=ca::" + "d" * 1011
+
+    assert ok(log(chain, requester_msp="HospitalBMSP", requester_id=requester_id))["requester_id"] == requester_id

@@ -344,6 +344,101 @@ def test_break_glass_needs_a_reason(chain, reason):
                               "not all spaces")
 
 
+def decision_of(chain, tx_id: str):
+    return chain.invoke("consent:GetDecision", tx_id)
+
+
+def decision_key(tx_id: str) -> tuple[str, str]:
+    return "", f"\x00decision\x00{tx_id}\x00"
+
+
+@pytest.mark.parametrize("granting", [True, False])
+def test_get_decision_returns_what_check_access_decided(chain, granting):
+    grant_id = granted(chain) if granting else None
+
+    result = check(chain, seconds=1)
+
+    kept = {
+        "tx_id": result.tx_id, "record_id": "rec-001", "actor_id": actor_id(B_DOCTOR), "actor_msp": "HospitalBMSP",
+        "action": "read", "decision": "allow" if granting else "deny",
+        "reason": f"grant {grant_id}" if granting else "no grant", "grant_id": grant_id, "break_glass": False,
+        "timestamp": stamp(1),
+    }
+    assert {name: ok(result)[name] for name in ("decision", "reason", "grant_id")} == {
+        name: kept[name] for name in ("decision", "reason", "grant_id")
+    }
+    assert ok(decision_of(chain, result.tx_id)) == kept
+    assert json.loads(result.writes[decision_key(result.tx_id)]) == kept
+
+
+@pytest.mark.parametrize(
+    "creator, decision, reason",
+    [
+        (B_DOCTOR, "allow", "break-glass: trauma"),
+        (researcher("HospitalBMSP"), "deny", "break-glass refused: medfabric.role is researcher"),
+    ],
+)
+def test_get_decision_returns_what_emergency_access_decided(chain, creator, decision, reason):
+    result = chain.invoke("consent:EmergencyAccess", "rec-001", "trauma", creator=creator, **at(2))
+
+    assert ok(result)["decision"] == decision
+    assert ok(decision_of(chain, result.tx_id)) == {
+        "tx_id": result.tx_id, "record_id": "rec-001", "actor_id": actor_id(creator), "actor_msp": "HospitalBMSP",
+        "action": "read", "decision": decision, "reason": reason, "grant_id": None, "break_glass": True,
+        "timestamp": stamp(2),
+    }
+
+
+def test_only_check_access_and_emergency_access_keep_decisions(chain):
+    grant_id = granted(chain)
+    others = [
+        grant(chain, record_id=DROP, patient="p1", nonce=b"1" * 24),
+        chain.invoke("consent:RevokeGrant", grant_id, creator=A_DOCTOR),
+        put_record(chain, "rec-002"),
+        chain.invoke("emr_index:EraseRecord", "rec-002", "patient request", creator=A_DOCTOR),
+        chain.invoke("access_log:LogAccess", json.dumps({"record_id": "rec-001", "action": "deliver",
+                                                          "outcome": "success", "decision_tx": grant_id})),
+        chain.invoke("anchor:AnchorLogRoot", json.dumps({"domain": "hospital-a", "channel": "hospital-a-local",
+                                                         "since": stamp(-2), "until": stamp(-1), "count": 0,
+                                                         "merkle_root": "ab" * 32}), creator=A_DOCTOR),
+    ]
+    deciding = [check(chain), chain.invoke("consent:EmergencyAccess", "rec-001", "trauma", creator=B_DOCTOR)]
+
+    for result in others:
+        assert result.status == 200, result.message
+        assert not [key for (_, key) in result.writes if key.startswith("\x00decision\x00")], result.tx_id
+        assert decision_of(chain, result.tx_id).message == f"decision {result.tx_id} not found"
+    for result in deciding:
+        assert [key for (_, key) in result.writes if key.startswith("\x00decision\x00")] == [
+            decision_key(result.tx_id)[1]
+        ]
+    assert [key for (_, key) in chain.state if key.startswith("\x00decision\x00")] == [
+        decision_key(result.tx_id)[1] for result in deciding
+    ]
+
+
+def test_a_decision_cannot_be_forged_in_the_access_log(chain):
+    forged = {"record_id": "rec-001", "action": "read", "outcome": "success", "reason": "own domain"}
+
+    refused = chain.invoke("access_log:LogAccess", json.dumps(forged), creator=B_DOCTOR)
+    logged = chain.invoke("access_log:LogAccess", json.dumps({**forged, "action": "request"}), creator=B_DOCTOR)
+
+    assert (refused.status, refused.writes) == (500, {})
+    assert refused.message == "invalid entry: field 'action' must be one of request, deliver, write, erase, denied"
+    assert ok(logged)["log_id"] == logged.tx_id
+    assert decision_of(chain, logged.tx_id).message == f"decision {logged.tx_id} not found"
+    assert decision_of(chain, refused.tx_id).message == f"decision {refused.tx_id} not found"
+
+
+@pytest.mark.parametrize("tx_id", ["ab" * 31, "AB" * 32, "rec-001"])
+def test_get_decision_needs_a_transaction_id(chain, tx_id):
+    result = decision_of(chain, tx_id)
+
+    assert (result.status, result.message) == (
+        500, "invalid argument: 'tx_id' must be a transaction id: 64 lowercase hex characters"
+    )
+
+
 def test_same_inputs_and_timestamps_give_identical_writes(connect):
     runs = []
     for _ in range(2):

@@ -1,12 +1,14 @@
 """The data service over real HTTP on 127.0.0.1: store, fetch on an access decision, refusals, tampering, erasure.
 
 Identities come from a crypto tree generated for the default topology; the
-ledger and the audit sink are fakes.
+ledger and the audit sink are fakes, except for the decisions read from the
+chaincode's contracts (through a fake peer) at the end.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -18,8 +20,9 @@ import sys
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,15 +42,22 @@ from medfabric.crypto import (
 )
 from medfabric.data_service import DataServiceServer, main
 from medfabric.fabric_id import fabric_client_id
+from medfabric.gateway import ErrorDetail, GatewayError
 from medfabric.identity import X509Identity, ecdsa_signer
 from medfabric.layout import NetworkLayout
+from medfabric.ledger_access import LedgerAccessDecisions
 from medfabric.record_service import RecordService, key_context
 from medfabric.service_identity import Consortium, ServiceIdentity
-from medfabric.service_ledger import Decision, LedgerError, Requester
+from medfabric.service_ledger import AccessLedger, Decision, LedgerError, Requester
 from medfabric.store import FileBlobStore, FileKeyStore
 from medfabric.topology import Topology, load_topology
-from medfabric_chaincode.runtime import ClientIdentity
+from medfabric_chaincode.contracts import ALL_CONTRACTS
+from medfabric_chaincode.contracts.access_log import LogEntry, append_log
+from medfabric_chaincode.runtime import (
+    ChaincodeServer, ClientIdentity, Contract, ContractRouter, ServerConfig, TransactionContext, transaction
+)
 from medfabric_ops.crypto_material import generate_crypto
+from tests.unit.chaincode.fakepeer import FakePeer, TxResult
 
 PLAINTEXT = b'{"resourceType":"Observation","status":"final","code":{"text":"heart rate"}}'
 RECORD = "rec-1"
@@ -127,6 +137,7 @@ class AuditEntry:
     outcome: str
     reason: str
     requester: Requester | None
+    decision_tx: str | None
 
 
 @dataclass
@@ -134,10 +145,10 @@ class RecordingAudit:
     entries: list[AuditEntry] = field(default_factory=list)
     failing: bool = False
 
-    def log_access(self, action, record_id, outcome, reason, requester) -> None:
+    def log_access(self, action, record_id, outcome, reason, requester, decision_tx=None) -> None:
         if self.failing:
             raise RuntimeError("ledger down")
-        self.entries.append(AuditEntry(action, record_id, outcome, reason, requester))
+        self.entries.append(AuditEntry(action, record_id, outcome, reason, requester, decision_tx))
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,7 @@ class Running:
 
     port: int
     store_dir: Any
-    ledger: FakeLedger
+    ledger: AccessLedger  # a FakeLedger but at the end
     audit: RecordingAudit
     users: Users
 
@@ -210,20 +221,29 @@ def fetch_statement(user: ServiceIdentity, decision_tx: str, record_id: str = RE
     return signed(user, action="fetch", record_id=record_id, decision_tx=decision_tx)
 
 
-@pytest.fixture
-def running(network, users, tmp_path):
-    ledger, audit = FakeLedger(), RecordingAudit()
+@contextlib.contextmanager
+def served(network: Network, users: Users, store_dir, ledger: AccessLedger) -> Iterator[Running]:
+    """hospital-a's RecordService over HTTP, storing in `store_dir`, deciding with `ledger`."""
+    audit = RecordingAudit()
     service = RecordService(
         users.service, Consortium.from_layout(network.topology, network.layout, "hospital-a"),
-        FileBlobStore(tmp_path / "blobs"), FileKeyStore(tmp_path / "keys"), ledger, audit,
+        FileBlobStore(store_dir / "blobs"), FileKeyStore(store_dir / "keys"), ledger, audit,
     )
     server = DataServiceServer(service, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
-    yield Running(server.server_address[1], tmp_path, ledger, audit, users)
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    try:
+        yield Running(server.server_address[1], store_dir, ledger, audit, users)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def running(network, users, tmp_path):
+    with served(network, users, tmp_path, FakeLedger()) as run:
+        yield run
 
 
 @pytest.fixture
@@ -275,8 +295,8 @@ def test_owner_stores_and_an_allowed_reader_of_another_domain_decrypts(running, 
         "requester": {"msp_id": reader.msp_id, "id": reader.id}, "decision_tx": decision_tx,
         "recipient_key_id": answer.body["wrapped_key"]["recipient_key_id"],
     }
-    assert [(e.action, e.outcome, e.requester) for e in running.audit.entries] == [
-        ("write", "success", requester_of(users.owner)), ("deliver", "success", reader),
+    assert [(e.action, e.outcome, e.requester, e.decision_tx) for e in running.audit.entries] == [
+        ("write", "success", requester_of(users.owner), None), ("deliver", "success", reader, decision_tx),
     ]
 
 
@@ -375,6 +395,10 @@ REFUSALS: list[Case] = [
 ]
 
 
+ON_THE_DECISION = {no_decision, denying_decision, decision_for_another_record, decision_for_another_requester,
+                   decision_on_another_channel, stale_decision}  # refused after the statement checks
+
+
 @pytest.mark.parametrize("case", REFUSALS, ids=[case.__name__ for case in REFUSALS])
 def test_fetch_refused_without_data_and_audited_as_denied(running, users, stored, case):
     body, reason, verified = case(running)
@@ -386,6 +410,7 @@ def test_fetch_refused_without_data_and_audited_as_denied(running, users, stored
     assert (last.action, last.record_id, last.outcome) == ("denied", RECORD, "failure")
     assert reason in last.reason
     assert last.requester == (requester_of(users.reader) if verified else None)
+    assert last.decision_tx == (body["statement"]["decision_tx"] if case in ON_THE_DECISION else None)
 
 
 def test_replayed_statement_is_refused(running, users, stored):
@@ -537,6 +562,105 @@ def test_log_lines_name_method_path_status_and_requester_only(running, users, st
         assert secret not in caplog.text
 
 
+# -- decisions kept by the chaincode ------------------------------------------------------
+
+
+class LookAlikeLog(Contract):
+    """Writes an access-log entry shaped like a consent decision ("read", "success") without deciding anything."""
+
+    name = "look_alike"
+
+    @transaction
+    def Log(self, ctx: TransactionContext, record_id: str) -> LogEntry:
+        return append_log(ctx, "read", "success", record_id, "own domain")
+
+
+def now() -> dict[str, datetime]:
+    """FakePeer.invoke() options for a transaction made now."""
+    return {"timestamp": datetime.now(timezone.utc)}
+
+
+@dataclass(frozen=True)
+class PeerGateway:
+    """A Gateway (network, contract) evaluating on the chaincode through a FakePeer, failing in the Gateway's words."""
+
+    peer: FakePeer
+    channel: str = ""
+    contract: str = ""
+
+    def get_network(self, channel: str) -> PeerGateway:
+        return replace(self, channel=channel)
+
+    def get_contract(self, chaincode: str, contract: str) -> PeerGateway:
+        return replace(self, contract=contract)
+
+    def evaluate_transaction(self, function: str, *args: str) -> bytes:
+        result = self.peer.invoke(f"{self.contract}:{function}", *args, channel=self.channel, **now())
+        if result.status != 200:
+            answer = f"chaincode response {result.status}, {result.message}"
+            raise GatewayError(f"evaluate call to endorser returned error: {answer}", grpc_code=grpc.StatusCode.UNKNOWN,
+                               details=[ErrorDetail("peer0.hospital-a:7051", "HospitalAMSP", answer)])
+        return result.payload
+
+
+@dataclass(frozen=True)
+class OnChain:
+    run: Running
+    peer: FakePeer  # the chaincode's contracts and LookAlikeLog, one world state
+
+
+@pytest.fixture
+def on_chain(network, users, tmp_path) -> Iterator[OnChain]:
+    """hospital-a's service deciding with consent:GetDecision, evaluated on the chaincode's contracts."""
+    config = ServerConfig(address="127.0.0.1:0", chaincode_id="medfabric_0.1.0:test", tls=None)
+    server = ChaincodeServer(config, ContractRouter([*ALL_CONTRACTS, LookAlikeLog]))
+    peer = FakePeer(f"127.0.0.1:{server.start()}", users.service.identity.serialize(), users.service.private_key)
+    try:
+        peer.connect()
+        with served(network, users, tmp_path, LedgerAccessDecisions(PeerGateway(peer))) as run:
+            yield OnChain(run, peer)
+    finally:
+        peer.close()
+        server.stop(0)
+
+
+def committed(result: TxResult) -> TxResult:
+    assert result.status == 200, result.message
+    return result
+
+
+def test_only_a_decision_kept_by_consent_opens_a_record(on_chain, users):
+    run, peer = on_chain.run, on_chain.peer
+    stored, sealed = run.store(users.owner)
+    assert stored.status == 201, stored.text
+    owner, reader = users.owner.identity.serialize(), users.reader.identity.serialize()
+    entry = {"record_id": RECORD, "patient": "p1", "domain": "hospital-a", "resource_type": "Observation",
+             "ciphertext_sha256": sealed.ciphertext_sha256, "plaintext_sha256": sealed.plaintext_sha256,
+             "size": len(sealed.blob), "location": f"https://data.hospital-a.example/records/{RECORD}"}
+    committed(peer.invoke("emr_index:PutRecord", json.dumps(entry), creator=owner, **now()))
+    grant = {"record_id": RECORD, "domain": "hospital-a", "grantee_msp": "HospitalBMSP", "purpose": "treatment",
+             "expires": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()}
+    committed(peer.invoke("consent:GrantAccess", json.dumps(grant), creator=owner, **now()))
+    forged = {"record_id": RECORD, "action": "read", "outcome": "success", "reason": "own domain"}
+
+    refused = peer.invoke("access_log:LogAccess", json.dumps(forged), creator=reader, **now())
+    logged = peer.invoke("access_log:LogAccess", json.dumps({**forged, "action": "request"}), creator=reader, **now())
+    look_alike = peer.invoke("look_alike:Log", RECORD, creator=reader, **now())
+    decided = peer.invoke("consent:CheckAccess", RECORD, creator=reader, **now())
+
+    assert (refused.status, refused.writes) == (500, {})
+    for entry_tx in (committed(logged).tx_id, committed(look_alike).tx_id):
+        answer = run.fetch(fetch_statement(users.reader, entry_tx))
+        assert_refused(answer, 403, f"decision {entry_tx} on public: no access decision by that transaction")
+    assert committed(decided).json()["decision"] == "allow"
+    delivered = run.fetch(fetch_statement(users.reader, decided.tx_id))
+    assert delivered.status == 200, delivered.text
+    assert [(e.action, e.outcome, e.decision_tx) for e in run.audit.entries[1:]] == [
+        ("denied", "failure", logged.tx_id), ("denied", "failure", look_alike.tx_id),
+        ("deliver", "success", decided.tx_id),
+    ]
+
+
 # -- identities and the entry point ----------------------------------------------------
 
 
@@ -589,3 +713,12 @@ def make_certificate(common_name: str, issuer=None, units: tuple[str, ...] = ())
         .sign(issuer_key, hashes.SHA256())
     )
     return key, certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_main_reads_the_topology_from_the_environment(monkeypatch, tmp_path, capsys):
+    from medfabric.data_service import main
+
+    monkeypatch.setenv("MEDFABRIC_TOPOLOGY", str(tmp_path / "elsewhere.yaml"))
+    assert main(["--domain", "hospital-a"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "elsewhere.yaml" in error[0]

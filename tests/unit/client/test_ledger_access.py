@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
+import grpc
 import pytest
 
-from medfabric.gateway import GatewayError
+from medfabric.gateway import ErrorDetail, GatewayError
 from medfabric.ledger_access import LedgerAccessDecisions, LedgerAuditSink
 from medfabric.service_identity import Consortium
 from medfabric.service_ledger import Decision, LedgerError, Requester
@@ -56,45 +57,55 @@ class FakeContract:
         return self.gateway.call(*self.where, "submit " + name, args)
 
 
-def log_entry(action: str, log_id: str = TX) -> dict:
-    return {"log_id": log_id, "record_id": "rec-1", "actor_id": READER.id, "actor_msp": READER.msp_id,
-            "action": action, "outcome": "failure" if action == "denied" else "success",
-            "timestamp": "2030-01-02T03:04:05.678Z"}
+def kept_decision(decision: str = "allow", break_glass: bool = False, tx_id: str = TX) -> dict:
+    """consent:GetDecision's answer: the decision CheckAccess or EmergencyAccess kept."""
+    return {"tx_id": tx_id, "record_id": "rec-1", "actor_id": READER.id, "actor_msp": READER.msp_id,
+            "action": "read", "decision": decision, "reason": "grant x", "grant_id": None,
+            "break_glass": break_glass, "timestamp": "2030-01-02T03:04:05.678Z"}
 
 
-def listing(*entries: dict) -> bytes:
-    return json.dumps({"entries": list(entries), "bookmark": ""}).encode()
+def not_found(tx_id: str = TX) -> GatewayError:
+    """How the Gateway reports GetDecision of a transaction that kept no decision."""
+    answer = f"chaincode response 500, decision {tx_id} not found"
+    return GatewayError(f"evaluate call to endorser returned error: {answer}", grpc_code=grpc.StatusCode.UNKNOWN,
+                        details=[ErrorDetail("peer0.hospital-b:7051", "HospitalBMSP", answer)])
 
 
-@pytest.mark.parametrize("action, decision", [("read", "allow"), ("break-glass", "allow"), ("denied", "deny")])
-def test_decision_is_the_log_entry_of_the_transaction(action, decision):
-    gateway = FakeGateway(listing(log_entry("read", "cd" * 32), log_entry(action)))
+@pytest.mark.parametrize("decision, break_glass", [("allow", False), ("allow", True), ("deny", False)])
+def test_decision_is_what_consent_kept_for_the_transaction(decision, break_glass):
+    gateway = FakeGateway(json.dumps(kept_decision(decision, break_glass)).encode())
 
     found = LedgerAccessDecisions(gateway).decision("public", TX)
 
     moment = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
-    assert found == Decision("rec-1", READER.id, READER.msp_id, decision, moment)
+    assert found == Decision("rec-1", READER.id, READER.msp_id, decision, moment, break_glass)
+    assert gateway.calls == [("public", "medfabric", "consent", "evaluate GetDecision", (TX,))]
 
 
-def test_decision_is_looked_for_in_the_recent_access_log_of_the_channel():
-    gateway = FakeGateway(listing())
+def test_a_transaction_without_a_kept_decision_has_none():
+    gateway = FakeGateway(not_found())
 
-    assert LedgerAccessDecisions(gateway).decision("public", TX) is None
-
-    [(channel, chaincode, contract, call, (since, *rest))] = gateway.calls
-    assert (channel, chaincode, contract, call, rest) == ("public", "medfabric", "access_log", "evaluate ListLog",
-                                                         ["", "", "0", ""])
-    lookback = datetime.now(timezone.utc) - datetime.fromisoformat(since)
-    assert timedelta(minutes=10) < lookback < timedelta(minutes=12)
+    assert LedgerAccessDecisions(gateway).decision("hospital-a-local", TX) is None
+    assert gateway.calls == [("hospital-a-local", "medfabric", "consent", "evaluate GetDecision", (TX,))]
 
 
-def test_entries_that_are_not_decisions_do_not_count():
-    assert LedgerAccessDecisions(FakeGateway(listing(log_entry("deliver")))).decision("public", TX) is None
-
-
-@pytest.mark.parametrize("answer", [GatewayError("UNAVAILABLE: no peer"), b"not json", b'{"entries": [{}]}'])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        GatewayError("UNAVAILABLE: no peer"),
+        not_found("cd" * 32),  # not found, but another transaction
+        GatewayError("evaluate call to endorser returned error: chaincode response 500, unknown function GetDecision"),
+        b"not json",
+        b"{}",
+        json.dumps(kept_decision(tx_id="cd" * 32)).encode(),
+        json.dumps(kept_decision(decision="maybe")).encode(),
+        json.dumps(kept_decision(break_glass="yes")).encode(),
+        json.dumps({**kept_decision(), "timestamp": "2030-01-02T03:04:05"}).encode(),
+        json.dumps([kept_decision()]).encode(),
+    ],
+)
 def test_an_unusable_ledger_is_a_ledger_error(answer):
-    with pytest.raises(LedgerError, match="access_log ListLog on public"):
+    with pytest.raises(LedgerError, match="consent GetDecision on public"):
         LedgerAccessDecisions(FakeGateway(answer)).decision("public", TX)
 
 
@@ -110,16 +121,33 @@ def test_outcome_is_submitted_to_the_requesters_channel(requester, channel):
     assert json.loads(entry)["action"] == "deliver" and json.loads(entry)["record_id"] == "rec-1"
 
 
-def test_reason_names_the_requester_on_one_line_within_the_contracts_limit():
+def test_requester_and_decision_go_in_their_own_fields():
     gateway = FakeGateway()
-    requester = Requester("HospitalBMSP", "x509::CN=" + "d" * 300)
 
-    LedgerAuditSink(gateway, CONSORTIUM).log_access("denied", None, "failure", "bad\nsignature", requester)
+    LedgerAuditSink(gateway, CONSORTIUM).log_access("deliver", "rec-1", "success", "decision x", READER, TX)
+
+    assert json.loads(gateway.calls[0][4][0]) == {
+        "action": "deliver", "outcome": "success", "reason": "decision x", "record_id": "rec-1",
+        "requester_msp": READER.msp_id, "requester_id": READER.id, "decision_tx": TX,
+    }
+
+
+def test_an_unverified_request_without_record_has_only_action_outcome_and_reason():
+    gateway = FakeGateway()
+
+    LedgerAuditSink(gateway, CONSORTIUM).log_access("write", None, "failure", "bad\nsignature " + "x" * 300, None)
 
     entry = json.loads(gateway.calls[0][4][0])
-    assert "record_id" not in entry
-    assert entry["reason"].startswith("bad signature (requester HospitalBMSP x509::CN=ddd")
-    assert len(entry["reason"]) == 256
+    assert sorted(entry) == ["action", "outcome", "reason"]
+    assert entry["reason"].startswith("bad signature xxx") and len(entry["reason"]) == 256
+
+
+def test_a_blank_reason_is_left_out():
+    gateway = FakeGateway()
+
+    LedgerAuditSink(gateway, CONSORTIUM).log_access("denied", "rec-1", "failure", "\n", READER)
+
+    assert "reason" not in json.loads(gateway.calls[0][4][0])
 
 
 def test_a_failed_submit_is_a_ledger_error():
