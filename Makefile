@@ -1,5 +1,5 @@
 # MedFabric: one-command set-up, consortium life cycle, tests.
-#   make demo   sets up what is missing, brings the consortium up, runs the first EMR put/get
+#   make demo   sets up what is missing, brings the consortium up, runs the EMR sharing demo
 #   make test   unit tests, then integration tests against a real consortium they start and stop
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -48,7 +48,7 @@ clean: venv
 	$(OPS) clean --mode $(MODE) --topology $(TOPOLOGY)
 
 demo: up
-	$(BIN)/medfabric demo --topology $(TOPOLOGY)
+	$(BIN)/medfabric --topology $(TOPOLOGY) demo
 
 node-deps:
 	@command -v npm >/dev/null || { echo "npm not found: the Node-based checks will be skipped"; exit 0; }; \

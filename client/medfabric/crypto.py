@@ -377,7 +377,7 @@ def verify_statement(
     if now.tzinfo is None:
         raise ValueError("now must be a timezone-aware datetime")
     certificate = _load_signer_certificate(signed.certificate_pem)
-    _check_issued_by_trusted_ca(certificate, trusted_ca_pems, now)
+    check_issued_by_trusted_ca(certificate, trusted_ca_pems, now)
     if not _signature_valid(signed, certificate):
         raise SignatureError(f"statement signature does not verify with the certificate of {signed.msp_id}")
     issued_at = _parse_issued_at(signed.issued_at)
@@ -411,7 +411,8 @@ def _load_signer_certificate(certificate_pem: str) -> x509.Certificate:
         raise SignatureError("statement carries no valid PEM certificate") from None
 
 
-def _check_issued_by_trusted_ca(certificate: x509.Certificate, trusted_ca_pems: list[bytes], now: datetime) -> None:
+def check_issued_by_trusted_ca(certificate: x509.Certificate, trusted_ca_pems: list[bytes], now: datetime) -> None:
+    """SignatureError unless `certificate` is valid at `now` and issued directly by one of the CAs, valid too."""
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         raise SignatureError(
             f"signer certificate is valid from {certificate.not_valid_before_utc.isoformat()} "

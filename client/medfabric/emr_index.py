@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .gateway import Network
+from .gateway import GatewayError, Network
 
 CHAINCODE_NAME = "medfabric"
 CONTRACT_NAME = "emr_index"
@@ -29,6 +29,19 @@ class EmrIndex:
 
     def get(self, record_id: str) -> dict[str, Any]:
         return json.loads(self._contract.evaluate_transaction("GetRecord", record_id))
+
+    def find(self, record_id: str) -> dict[str, Any] | None:
+        """The entry, or None when the channel has none (the contract answers "record <id> not found")."""
+        try:
+            return self.get(record_id)
+        except GatewayError as error:
+            if f"record {record_id} not found" in str(error):
+                return None
+            raise
+
+    def erase(self, record_id: str, reason: str) -> dict[str, Any]:
+        """Turn the caller's entry into a tombstone; returns it. The reason is logged: never personal data."""
+        return json.loads(self._contract.submit_transaction("EraseRecord", record_id, reason))
 
     def list_by_patient(self, patient: str, page_size: int = 0, bookmark: str = "") -> dict[str, Any]:
         """One page of a patient's entries: {"records": [...], "bookmark": "..."}."""

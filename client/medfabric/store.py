@@ -106,7 +106,7 @@ class FileBlobStore:
 
     def put(self, blob: bytes) -> str:
         address = hashlib.sha256(blob).hexdigest()
-        _write_atomically(self._path(address), blob)
+        write_atomically(self._path(address), blob)
         return address
 
     def get(self, address: str) -> bytes:
@@ -137,7 +137,7 @@ class FileKeyStore:
         self.root = Path(root)
 
     def put(self, key: RecordKey) -> None:
-        _write_atomically(self._key_path(key.record_id), json.dumps(key.to_dict()).encode())
+        write_atomically(self._key_path(key.record_id), json.dumps(key.to_dict()).encode())
 
     def get(self, record_id: str) -> RecordKey:
         if self._tombstone_path(record_id).exists():
@@ -152,7 +152,7 @@ class FileKeyStore:
     def erase(self, record_id: str) -> None:
         """Tombstone first, then the key: an interrupted erase still reads as erased."""
         tombstone = {"record_id": record_id, "erased_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        _write_atomically(self._tombstone_path(record_id), json.dumps(tombstone).encode())
+        write_atomically(self._tombstone_path(record_id), json.dumps(tombstone).encode())
         self._key_path(record_id).unlink(missing_ok=True)
 
     def _key_path(self, record_id: str) -> Path:
@@ -168,7 +168,7 @@ def _checked_record_id(record_id: str) -> str:
     return record_id
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename: readers see all or nothing."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

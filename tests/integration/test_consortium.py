@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from medfabric.cli import one_line
 from medfabric.connection import connect_as
 from medfabric.demo import demo_entry
 from medfabric.emr_index import EmrIndex
@@ -67,16 +68,36 @@ def test_other_domain_cannot_use_a_local_channel(consortium):
             index.put(_entry(owner.id))
 
 
-def test_malformed_record_is_rejected_naming_the_field(consortium, medfabric_cli, tmp_path):
-    topology, _layout, _env = consortium
-    entry = _entry(topology.domains[0].id)
+def test_malformed_record_is_rejected_naming_the_field(consortium):
+    topology, layout, _env = consortium
+    owner = topology.domains[0]
+    entry = _entry(owner.id)
     entry["ciphertext_sha256"] = "not-a-hash"
-    record_file = tmp_path / "bad.json"
-    record_file.write_text(json.dumps(entry))
-    result = medfabric_cli("emr", "put", "--domain", topology.domains[0].id, "--file", str(record_file))
-    assert result.returncode != 0
-    assert "ciphertext_sha256" in result.stderr
+    with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
+        with pytest.raises(GatewayError) as refused:
+            EmrIndex(gateway.get_network(owner.local_channel)).put(entry)
+    assert "ciphertext_sha256" in one_line(refused.value)
+
+
+def test_malformed_payload_is_one_line_and_writes_nothing(consortium, medfabric_cli, tmp_path):
+    topology, _layout, _env = consortium
+    owner = topology.domains[0].id
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"resourceType": "Observation", "status": 5, "code": {"text": "heart rate"}}))
+    patient = f"P-IT-{uuid.uuid4().hex[:8]}"
+    result = medfabric_cli("emr", "put", "--domain", owner, "--as", "doctor", "--patient", patient, "--file", str(bad))
+    assert result.returncode == 1
+    assert "Observation.status" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    found = medfabric_cli("emr", "find", "--patient", patient, "--domain", owner, "--as", "doctor", "--json")
+    assert found.returncode == 0 and json.loads(found.stdout) == []
+
+
+def test_demo_shares_a_record_across_the_domains(consortium, medfabric_cli):
+    result = medfabric_cli("demo", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    assert steps[-1]["verification"]["mismatch"] is None
 
 
 def test_duplicate_record_is_rejected(consortium):

@@ -62,6 +62,7 @@ class TxResult:
 class _Transaction:
     future: Future
     timestamp: datetime
+    commit: bool = True  # False for an evaluation: its writes are discarded
     writes: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
     metadata_writes: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
 
@@ -197,21 +198,27 @@ class FakePeer:
         nonce: bytes | None = None,
         init: bool = False,
         with_proposal: bool = True,
+        signer: ec.EllipticCurvePrivateKey | None = None,
+        commit: bool = True,
     ) -> Future[TxResult]:
-        """Send a TRANSACTION (or INIT); the future resolves when the chaincode answers it."""
+        """Send a TRANSACTION (or INIT); the future resolves when the chaincode answers it.
+
+        `signer` signs the proposal instead of the peer's own key (pass the creator's);
+        `commit=False` evaluates: the answer comes back, the writes are not committed.
+        """
         arguments = [function.encode(), *(arg if isinstance(arg, bytes) else arg.encode() for arg in args)]
         tx_id, signed_proposal = build_signed_proposal(
             arguments,
             channel=channel,
             creator=creator if creator is not None else self.creator,
-            signer=self.signer,
+            signer=signer if signer is not None else self.signer,
             timestamp=timestamp,
             transient=transient,
             nonce=nonce,
         )
         future: Future[TxResult] = Future()
         with self._lock:
-            self._transactions[(channel, tx_id)] = _Transaction(future, timestamp)
+            self._transactions[(channel, tx_id)] = _Transaction(future, timestamp, commit)
         msg = Msg(
             type=Msg.INIT if init else Msg.TRANSACTION,
             txid=tx_id,
@@ -269,7 +276,7 @@ class FakePeer:
             result = TxResult(
                 msg.txid, "COMPLETED", response.status, response.message, response.payload, event, tx.writes
             )
-            if response.status < 400:
+            if response.status < 400 and tx.commit:
                 self._commit(msg.txid, tx)
         tx.future.set_result(result)
 

@@ -35,38 +35,39 @@ def test_network_group_comes_from_the_ops_plugin(run):
 
 
 def test_missing_record_file_is_one_line(run, tmp_path):
-    result = run("emr", "put", "--domain", "hospital-a", "--file", str(tmp_path / "absent.json"))
+    result = run("emr", "put", "--domain", "hospital-a", "--patient", "P-1", "--file", str(tmp_path / "absent.json"))
     assert result.exit_code == 1
     assert "absent.json" in _error_line(result)
 
 
 def test_invalid_json_names_the_file_and_line(run, tmp_path):
-    bad = tmp_path / "entry.json"
-    bad.write_text('{"record_id": "r1",\n  oops}')
-    result = run("emr", "put", "--domain", "hospital-a", "--file", str(bad))
+    bad = tmp_path / "obs.json"
+    bad.write_text('{"resourceType": "Observation",\n  oops}')
+    result = run("emr", "put", "--domain", "hospital-a", "--patient", "P-1", "--file", str(bad))
     assert result.exit_code == 1
-    assert _error_line(result).startswith(f"error: {bad}: not valid JSON") and "line 2" in result.stderr
+    assert _error_line(result).startswith(f"error: {bad}: not JSON") and "line 2" in result.stderr
 
 
 def test_unknown_domain_lists_the_known_ones(run, tmp_path):
-    entry = tmp_path / "entry.json"
-    entry.write_text(json.dumps({"record_id": "r1"}))
-    result = run("emr", "put", "--domain", "hospital-z", "--file", str(entry))
+    observation = tmp_path / "obs.json"
+    observation.write_text(json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}))
+    result = run("emr", "put", "--domain", "hospital-z", "--patient", "P-1", "--file", str(observation))
     assert result.exit_code == 1
     assert "unknown domain 'hospital-z'" in _error_line(result)
 
 
-def test_unknown_user_and_missing_identity_say_what_to_do(run):
-    result = run("emr", "get", "rec-1", "--domain", "hospital-a", "--as", "janitor")
+def test_unknown_user_and_missing_identity_say_what_to_do(run, tmp_path):
+    out = str(tmp_path / "out.json")
+    result = run("emr", "get", "rec-1", "--domain", "hospital-a", "--as", "janitor", "--out", out)
     assert result.exit_code == 1
     assert "no user 'janitor'" in _error_line(result)
-    result = run("emr", "get", "rec-1", "--domain", "hospital-a", "--as", "doctor")
+    result = run("emr", "get", "rec-1", "--domain", "hospital-a", "--as", "doctor", "--out", out)
     assert result.exit_code == 1
     assert "run 'make up' first" in _error_line(result)
 
 
 def test_unknown_channel_is_refused_before_connecting(run):
-    result = run("emr", "get", "rec-1", "--domain", "hospital-a", "--channel", "nope")
+    result = run("emr", "show", "rec-1", "--domain", "hospital-a", "--channel", "nope")
     assert result.exit_code == 1
     assert "unknown channel 'nope'" in _error_line(result)
 

@@ -1,0 +1,78 @@
+"""Calls to a domain's data service (medfabric.data_service) over HTTP, each answer a JSON object or a one-line error.
+
+    >>> service = DataServiceClient("hospital-a", "http://127.0.0.1:7900")
+    >>> service.identity()["msp_id"]
+    'HospitalAMSP'
+    >>> service.fetch("rec-1", signed_fetch_statement)["blob"]
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import MedfabricError
+
+TIMEOUT_S = 30
+
+
+class DataServiceError(MedfabricError):
+    """A data service refused a request (`status`, its HTTP status) or could not be reached (`status` None)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class DataServiceClient:
+    """The data service of one domain at `base_url` (http://host:port)."""
+
+    def __init__(self, domain_id: str, base_url: str, timeout_s: float = TIMEOUT_S):
+        self.domain_id = domain_id
+        self.base_url = base_url
+        self._timeout_s = timeout_s
+
+    def identity(self) -> dict[str, Any]:
+        """{msp_id, certificate_pem, key_id}: whom to wrap data keys for."""
+        return self._call("GET", "/identity")
+
+    def store(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Body {statement (signed, action store), blob, wrapped_key}; {record_id, address}."""
+        return self._call("POST", "/records", body)
+
+    def fetch(self, record_id: str, statement: dict[str, Any]) -> dict[str, Any]:
+        """A signed fetch statement; {record_id, ciphertext_sha256, blob, wrapped_key, delivery}."""
+        return self._call("POST", f"/records/{record_id}/fetch", statement)
+
+    def erase(self, record_id: str, statement: dict[str, Any]) -> dict[str, Any]:
+        """A signed erase statement; {record_id, erased}."""
+        return self._call("DELETE", f"/records/{record_id}", statement)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        where = urlsplit(self.base_url)
+        connection = http.client.HTTPConnection(where.hostname, where.port, timeout=self._timeout_s)
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            text = response.read()
+        except OSError as error:
+            reason = error.strerror or str(error) or type(error).__name__
+            raise DataServiceError(f"cannot reach the data service of {self.domain_id} at {where.netloc}: "
+                                   f"{reason}") from None
+        finally:
+            connection.close()
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise DataServiceError(f"the data service of {self.domain_id} answered {response.status} "
+                                   "without a JSON object", response.status)
+        if response.status >= 400:
+            error = " ".join(str(answer.get("error", "no reason given")).split())
+            raise DataServiceError(f"data service of {self.domain_id}: {error} (HTTP {response.status})",
+                                   response.status)
+        return answer

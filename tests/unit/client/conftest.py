@@ -1,0 +1,128 @@
+"""A consortium without Fabric for the EMR flow, audit and CLI tests: the fake Fabric and real data services.
+
+`consortium` gives the default topology's three domains with a FakeFabric (the
+real chaincode, a world state per channel) and each domain's real data service
+(RecordService over HTTP on 127.0.0.1, its ledger adapters on the fake Fabric as
+the domain's Admin), at the ports a topology file written for the test says.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medfabric.data_service import DataServiceServer
+from medfabric.layout import NetworkLayout
+from medfabric.ledger_access import LedgerAccessDecisions, LedgerAuditSink
+from medfabric.record_service import RecordService
+from medfabric.service_identity import Consortium, ServiceIdentity
+from medfabric.session import Session
+from medfabric.store import FileBlobStore, FileKeyStore
+from medfabric.topology import DEFAULT_TOPOLOGY, PORT_PLAN, Topology, load_topology
+from medfabric_ops.crypto_material import generate_crypto
+
+from .fake_fabric import FakeFabric
+
+PORT_ATTEMPTS = 20
+
+
+@pytest.fixture(scope="session")
+def crypto_layout(tmp_path_factory) -> NetworkLayout:
+    """A crypto tree for the default topology (ports play no part in it)."""
+    layout = NetworkLayout(tmp_path_factory.mktemp("build"))
+    generate_crypto(load_topology(), layout)
+    return layout
+
+
+@dataclass
+class FakeConsortium:
+    """The consortium a test acts in, and what it can look at or break."""
+
+    topology: Topology  # loaded from topology_file
+    topology_file: Path
+    layout: NetworkLayout
+    fabric: FakeFabric
+    stores: dict[str, Path]  # domain id -> its data service's store folder
+    servers: dict[str, DataServiceServer]
+
+    def session(self, domain_id: str, user: str = "doctor") -> Session:
+        domain = self.topology.domain(domain_id)
+        return Session(self.topology, self.layout, domain, user, self.fabric.connect_as(domain_id, user))
+
+    def stop_data_service(self, domain_id: str) -> None:
+        server = self.servers.pop(domain_id)
+        server.shutdown()
+        server.server_close()
+
+    def log(self, channel: str) -> list[dict]:
+        """The channel's access-log entries, read straight from its world state, in key (time) order."""
+        return [json.loads(value) for (_, key), value in sorted(self.fabric.world_state(channel).items())
+                if key.startswith("\x00log\x00")]
+
+    def index_keys(self, channel: str) -> list[str]:
+        return [key for _, key in self.fabric.world_state(channel) if key.startswith("\x00emr\x00")]
+
+    def stored_files(self, domain_id: str) -> list[Path]:
+        """Every blob and key file the domain's data service holds (tombstones of erased keys excluded)."""
+        store = self.stores[domain_id]
+        return sorted(path for path in store.rglob("*") if path.is_file() and "erased" not in path.parts)
+
+
+@pytest.fixture
+def consortium(crypto_layout, tmp_path) -> FakeConsortium:
+    fabric = FakeFabric(load_topology(), crypto_layout)
+    stores = {domain.id: tmp_path / "stores" / domain.id for domain in fabric.topology.domains}
+    services = [_record_service(fabric, domain.id, stores[domain.id]) for domain in fabric.topology.domains]
+    base_port, servers = _listen(services)
+    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    topology_file = tmp_path / "topology.yaml"
+    topology_file.write_text(yaml.safe_dump({**raw, "base_port": base_port}))
+    topology = load_topology(topology_file)
+    servers_by_domain = dict(zip((domain.id for domain in topology.domains), servers))
+    threads = [threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+               for server in servers]
+    for thread in threads:
+        thread.start()
+    running = FakeConsortium(topology, topology_file, crypto_layout, fabric, stores, servers_by_domain)
+    yield running
+    for domain_id in list(running.servers):
+        running.stop_data_service(domain_id)
+    for thread in threads:
+        thread.join(5)
+    fabric.close()
+
+
+def _record_service(fabric: FakeFabric, domain_id: str, store: Path) -> RecordService:
+    """A domain's RecordService as medfabric.data_service.main builds it, its ledger on the fake Fabric."""
+    topology, layout = fabric.topology, fabric.layout
+    domain = topology.domain(domain_id)
+    members = Consortium.from_layout(topology, layout, domain_id)
+    gateway = fabric.connect_as(domain_id, "Admin")
+    return RecordService(
+        ServiceIdentity.load(layout.user_msp(domain, "Admin"), domain.msp_id), members,
+        FileBlobStore(store / "blobs"), FileKeyStore(store / "keys"),
+        LedgerAccessDecisions(gateway), LedgerAuditSink(gateway, members),
+    )
+
+
+def _listen(services: list[RecordService]) -> tuple[int, list[DataServiceServer]]:
+    """A base port whose data service ports (base + 900 + domain index) are free, with a server on each."""
+    offset = PORT_PLAN["data_service"][0]
+    for _ in range(PORT_ATTEMPTS):
+        base_port = random.randrange(20_000, 60_000)
+        servers: list[DataServiceServer] = []
+        try:
+            for index, service in enumerate(services):
+                servers.append(DataServiceServer(service, "127.0.0.1", base_port + offset + index))
+        except OSError:
+            for server in servers:
+                server.server_close()
+            continue
+        return base_port, servers
+    raise RuntimeError(f"no free data service ports in {PORT_ATTEMPTS} attempts")

@@ -1,0 +1,214 @@
+"""An in-process Fabric for the client tests: the real contracts on the real chaincode runtime, a world state per channel.
+
+FakeFabric serves ContractRouter(ALL_CONTRACTS) from a ChaincodeServer and drives it
+with one FakePeer (tests/unit/chaincode/fakepeer.py) per channel of the topology.
+`fabric.connect_as(domain, user)` answers like medfabric.connection.connect_as with
+a gateway of the same shape (get_network -> get_contract -> evaluate_transaction,
+submit_transaction, submit_async) whose proposals carry the user's own certificate
+from a generated crypto tree as creator, signed with the user's key: MSP ids,
+client ids and certificate attributes are the ones a real network would see. As on
+Fabric:
+
+* a channel orders its transactions one at a time; an evaluation's writes are discarded;
+* transaction times come from `fabric.clock`: the wall clock plus an offset a test advances, never going back;
+* a caller whose MSP is not a member of the channel is refused (PERMISSION_DENIED);
+* a failing transaction raises EndorseError (submit) or GatewayError (evaluate) with the peer's detail;
+* `fabric.refuse(channel, function)` plays an ordering service that stopped answering for that function.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Iterable
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
+from fabric_protos.peer import transaction_pb2
+
+from medfabric.gateway import EndorseError, ErrorDetail, GatewayError, Status, SubmitError
+from medfabric.layout import NetworkLayout
+from medfabric.service_identity import ServiceIdentity
+from medfabric.topology import Channel, Domain, Topology
+from medfabric_chaincode.contracts import ALL_CONTRACTS
+from medfabric_chaincode.runtime import ChaincodeServer, ContractRouter, ServerConfig
+
+from ..chaincode.fakepeer import FakePeer, TxResult
+
+PACKAGE_ID = "medfabric_0.1:fake"
+
+
+class LedgerClock:
+    """Transaction times: the wall clock plus `advance`d seconds, at least 1 ms after the previous one."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self._last = datetime.min.replace(tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            self._last = max(datetime.now(UTC) + self._offset, self._last + timedelta(milliseconds=1))
+            return self._last
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A user of a domain as its proposals show it."""
+
+    domain: Domain
+    user: str
+    creator: bytes  # msp.SerializedIdentity with the user's certificate
+    key: ec.EllipticCurvePrivateKey = field(repr=False)
+
+
+@dataclass
+class _Channel:
+    channel: Channel
+    peer: FakePeer
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    blocks: int = 0
+
+    @property
+    def members(self) -> set[str]:
+        return {domain.msp_id for domain in self.channel.domains}
+
+
+class FakeFabric:
+    """Every channel of `topology`, the real chaincode on each; identities from the crypto tree in `layout`."""
+
+    def __init__(self, topology: Topology, layout: NetworkLayout):
+        self.topology = topology
+        self.layout = layout
+        self.clock = LedgerClock()
+        self._server = ChaincodeServer(ServerConfig("127.0.0.1:0", PACKAGE_ID, tls=None), ContractRouter(ALL_CONTRACTS))
+        port = self._server.start()
+        peer_key = ec.generate_private_key(ec.SECP256R1())  # signs nothing: every proposal is signed by its caller
+        self._channels = {
+            channel.name: _Channel(channel, FakePeer(f"127.0.0.1:{port}", b"", peer_key)) for channel in topology.channels
+        }
+        for channel in self._channels.values():
+            channel.peer.connect()
+        self._refused: set[tuple[str, str]] = set()
+
+    def connect_as(self, domain_id: str, user: str = "Admin", **_options: object) -> FakeGateway:
+        """A gateway for `user` of the domain, like medfabric.connection.connect_as (same arguments)."""
+        domain = self.topology.domain(domain_id)
+        credentials = ServiceIdentity.load(self.layout.user_msp(domain, user), domain.msp_id)
+        return FakeGateway(self, Caller(domain, user, credentials.identity.serialize(), credentials.private_key))
+
+    def refuse(self, channel: str, function: str) -> None:
+        """From now on, submitting `function` ("contract:Name") on `channel` fails as if no orderer answered."""
+        self._refused.add((channel, function))
+
+    def world_state(self, channel: str) -> dict[tuple[str, str], bytes]:
+        """The channel's committed state, (collection, key) -> value: change it to play an attacker with disk access."""
+        return self._channels[channel].peer.state
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.peer.close()
+        self._server.stop(0)
+
+    def execute(self, caller: Caller, channel_name: str, chaincode: str, function: str,
+                arguments: Iterable[str | bytes], *, commit: bool) -> tuple[TxResult, int]:
+        """Run one transaction as the caller; its result and the block it committed in (0 for an evaluation)."""
+        refused = EndorseError if commit else GatewayError
+        channel = self._channels.get(channel_name)
+        if channel is None:
+            raise refused(f"channel '{channel_name}' not found", grpc_code=grpc.StatusCode.NOT_FOUND)
+        if caller.domain.msp_id not in channel.members:
+            raise refused(f"access denied: channel [{channel_name}] creator org [{caller.domain.msp_id}]",
+                          grpc_code=grpc.StatusCode.PERMISSION_DENIED)
+        if chaincode != self.topology.chaincode.name:
+            raise refused(f"chaincode {chaincode} is not defined on channel {channel_name}",
+                          grpc_code=grpc.StatusCode.NOT_FOUND)
+        if commit and (channel_name, function) in self._refused:
+            raise SubmitError("no orderer answered", grpc_code=grpc.StatusCode.UNAVAILABLE)
+        with channel.lock:
+            result = channel.peer.invoke(
+                function, *arguments, channel=channel_name, creator=caller.creator, signer=caller.key,
+                timestamp=self.clock.now(), commit=commit,
+            )
+            failed = result.kind != "COMPLETED" or result.status >= 400
+            if commit and not failed:
+                channel.blocks += 1
+        if failed:
+            detail = ErrorDetail(caller.domain.duty_peer.address, caller.domain.msp_id,
+                                 f"chaincode response {result.status}, {result.message}")
+            if commit:
+                raise EndorseError("failed to endorse transaction, see attached details for more info",
+                                   transaction_id=result.tx_id, grpc_code=grpc.StatusCode.ABORTED, details=[detail])
+            raise GatewayError(f"evaluate call to endorser returned error: {detail.message}",
+                               grpc_code=grpc.StatusCode.UNKNOWN, details=[detail])
+        return result, channel.blocks if commit else 0
+
+
+class FakeGateway:
+    """One caller's connection; a context manager, like medfabric.gateway.Gateway."""
+
+    def __init__(self, fabric: FakeFabric, caller: Caller):
+        self.fabric = fabric
+        self.caller = caller
+
+    def get_network(self, name: str) -> FakeNetwork:
+        return FakeNetwork(self, name)
+
+    def close(self) -> None:
+        """Nothing to close: the fabric is in process."""
+
+    def __enter__(self) -> FakeGateway:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class FakeNetwork:
+    gateway: FakeGateway
+    name: str
+
+    def get_contract(self, chaincode_name: str, contract_name: str | None = None) -> FakeContract:
+        return FakeContract(self.gateway, self.name, chaincode_name, contract_name)
+
+
+@dataclass(frozen=True)
+class FakeSubmitted:
+    """A committed transaction, shaped like medfabric.gateway.SubmittedTransaction."""
+
+    transaction_id: str
+    result: bytes
+    status: Status
+
+    def get_status(self) -> Status:
+        return self.status
+
+
+@dataclass(frozen=True)
+class FakeContract:
+    gateway: FakeGateway
+    channel: str
+    chaincode_name: str
+    contract_name: str | None
+
+    def evaluate_transaction(self, name: str, *args: str | bytes) -> bytes:
+        result, _ = self._run(name, args, commit=False)
+        return result.payload
+
+    def submit_transaction(self, name: str, *args: str | bytes) -> bytes:
+        return self.submit_async(name, arguments=args).result
+
+    def submit_async(self, name: str, arguments: Iterable[str | bytes] = ()) -> FakeSubmitted:
+        result, block = self._run(name, arguments, commit=True)
+        return FakeSubmitted(result.tx_id, result.payload, Status(result.tx_id, transaction_pb2.VALID, block))
+
+    def _run(self, name: str, arguments: Iterable[str | bytes], *, commit: bool) -> tuple[TxResult, int]:
+        function = f"{self.contract_name}:{name}" if self.contract_name else name
+        return self.gateway.fabric.execute(self.gateway.caller, self.channel, self.chaincode_name, function,
+                                           arguments, commit=commit)
