@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from .emr_index import CHAINCODE_NAME
 from .gateway import Gateway, GatewayError
@@ -33,13 +34,30 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class LedgerAccessDecisions:
-    """AccessLedger over consent:GetDecision."""
+    """AccessLedger over consent:GetDecision.
 
-    def __init__(self, gateway: Gateway, chaincode_name: str = CHAINCODE_NAME):
+    The reader's decision commits on the reader's peer; this service asks its own
+    peer, which may be a block behind. A decision not found is therefore asked
+    again for up to `propagation_wait` seconds before it counts as absent.
+    """
+
+    def __init__(self, gateway: Gateway, chaincode_name: str = CHAINCODE_NAME,
+                 propagation_wait: float = 3.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
         self._gateway = gateway
         self._chaincode_name = chaincode_name
+        self._propagation_wait = propagation_wait
+        self._clock, self._sleep = clock, sleep
 
     def decision(self, channel: str, tx_id: str) -> Decision | None:
+        deadline = self._clock() + self._propagation_wait
+        pause = 0.05
+        while (found := self._lookup(channel, tx_id)) is None and self._clock() < deadline:
+            self._sleep(min(pause, max(0.0, deadline - self._clock())))
+            pause = min(pause * 2, 0.5)
+        return found
+
+    def _lookup(self, channel: str, tx_id: str) -> Decision | None:
         contract = self._gateway.get_network(channel).get_contract(self._chaincode_name, CONSENT_CONTRACT)
         try:
             return _decision(json.loads(contract.evaluate_transaction("GetDecision", tx_id)), tx_id)

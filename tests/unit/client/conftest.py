@@ -107,7 +107,7 @@ def _record_service(fabric: FakeFabric, domain_id: str, store: Path) -> RecordSe
     return RecordService(
         ServiceIdentity.load(layout.user_msp(domain, "Admin"), domain.msp_id), members,
         FileBlobStore(store / "blobs"), FileKeyStore(store / "keys"),
-        LedgerAccessDecisions(gateway), LedgerAuditSink(gateway, members),
+        LedgerAccessDecisions(gateway, propagation_wait=0), LedgerAuditSink(gateway, members),
     )
 
 

@@ -617,7 +617,7 @@ def on_chain(network, users, tmp_path) -> Iterator[OnChain]:
     peer = FakePeer(f"127.0.0.1:{server.start()}", users.service.identity.serialize(), users.service.private_key)
     try:
         peer.connect()
-        with served(network, users, tmp_path, LedgerAccessDecisions(PeerGateway(peer))) as run:
+        with served(network, users, tmp_path, LedgerAccessDecisions(PeerGateway(peer), propagation_wait=0)) as run:
             yield OnChain(run, peer)
     finally:
         peer.close()

@@ -82,11 +82,45 @@ def test_decision_is_what_consent_kept_for_the_transaction(decision, break_glass
     assert gateway.calls == [("public", "medfabric", "consent", "evaluate GetDecision", (TX,))]
 
 
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_a_transaction_without_a_kept_decision_has_none():
     gateway = FakeGateway(not_found())
 
-    assert LedgerAccessDecisions(gateway).decision("hospital-a-local", TX) is None
+    assert LedgerAccessDecisions(gateway, propagation_wait=0).decision("hospital-a-local", TX) is None
     assert gateway.calls == [("hospital-a-local", "medfabric", "consent", "evaluate GetDecision", (TX,))]
+
+
+def test_a_decision_not_yet_on_this_peer_is_asked_again_until_the_wait_ends():
+    clock = FakeClock()
+    gateway = FakeGateway(not_found())
+    decisions = LedgerAccessDecisions(gateway, propagation_wait=3.0, clock=clock, sleep=clock.sleep)
+
+    assert decisions.decision("public", TX) is None
+    assert 3.0 <= clock.now < 3.6 and 5 <= len(gateway.calls) <= 12
+
+    clock.now, gateway.calls[:] = 0.0, []
+    answers = iter([not_found(), not_found(), json.dumps(kept_decision()).encode()])
+
+    def next_answer(*call):
+        gateway.calls.append(call)
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    gateway.call = next_answer
+    assert decisions.decision("public", TX).decision == "allow"
+    assert len(gateway.calls) == 3 and clock.now < 1.0
 
 
 @pytest.mark.parametrize(
