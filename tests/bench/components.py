@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from medfabric.loadtest import percentile
+
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_FLAG = "--fake-gateway-child"
 STARTUP_SECONDS = 30.0
@@ -58,13 +60,6 @@ def _record_json(run: str, index: int) -> str:
         "size": 1234 + index,
         "location": f"medfabric://hospital-a/store/bench-{run}-{index:06d}",
     })
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-fraction * len(ordered) // 1))))
-    return ordered[rank - 1]
 
 
 def _proc_cpu_seconds(pid: int) -> float:
@@ -131,8 +126,8 @@ def _summary(count: int, wall: float, latencies: list[float], failures: list[str
         "first_failures": failures[:3],
         "wall_s": round(wall, 3),
         "tps": round(count / wall, 1),
-        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 2) if latencies else None,
-        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2) if latencies else None,
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
     }
 
 
@@ -486,13 +481,18 @@ def main(argv: list[str] | None = None) -> int:
         options.transactions, options.warmup, prepared, credentials
     )
     report["total_wall_s"] = round(time.perf_counter() - started, 1)
-    table = render(report) + f"\ntotal {report['total_wall_s']} s"
-    if options.json:
+    print_report(report, render(report), options.json)
+    return 0
+
+
+def print_report(report: dict, table: str, as_json: bool) -> None:
+    """The table on stdout, or with --json the JSON on stdout and the table on stderr."""
+    table += f"\ntotal {report['total_wall_s']} s"
+    if as_json:
         print(table, file=sys.stderr)
         print(json.dumps(report, indent=2))
     else:
         print(table)
-    return 0
 
 
 if __name__ == "__main__":

@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     if not sizes or min(sizes) < 1024 or (options.repeat is not None and options.repeat < 1) or options.warmup < 0:
         parser.error("sizes must be at least 1024 bytes, --repeat at least 1 and --warmup at least 0")
 
-    from tests.bench.components import machine_facts
+    from tests.bench.components import machine_facts, print_report
 
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -464,12 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         report["stub_ledger_logged"] = bench.ledger.logged
         report["stub_failures"] = bench.ledger.failures
     report["total_wall_s"] = round(time.perf_counter() - started, 1)
-    table = render(report) + f"\ntotal {report['total_wall_s']} s"
-    if options.json:
-        print(table, file=sys.stderr)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
+    print_report(report, render(report), options.json)
     return 0
 
 
