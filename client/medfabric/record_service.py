@@ -58,7 +58,8 @@ from .store import (
 )
 
 STATEMENT_MAX_AGE_S = 120
-DECISION_MAX_AGE = timedelta(minutes=10)
+# A reader fetches right after its decision commits; a short window keeps a later revoke effective.
+DECISION_MAX_AGE = timedelta(minutes=2)
 _TX_ID = re.compile(r"[0-9a-f]{64}")
 _log = logging.getLogger(__name__)
 

@@ -344,8 +344,8 @@ def decision_on_another_channel(run: Running):
 
 
 def stale_decision(run: Running):
-    tx = run.ledger.decide(run.users.reader, age=timedelta(minutes=11))
-    return fetch_statement(run.users.reader, tx), "not within the last 0:10:00", True
+    tx = run.ledger.decide(run.users.reader, age=timedelta(minutes=3))
+    return fetch_statement(run.users.reader, tx), "not within the last 0:02:00", True
 
 
 def forged_signature(run: Running):
@@ -411,6 +411,12 @@ def test_fetch_refused_without_data_and_audited_as_denied(running, users, stored
     assert reason in last.reason
     assert last.requester == (requester_of(users.reader) if verified else None)
     assert last.decision_tx == (body["statement"]["decision_tx"] if case in ON_THE_DECISION else None)
+
+
+def test_a_decision_a_minute_old_still_opens_the_record(running, users, stored):
+    decision_tx = running.ledger.decide(users.reader, age=timedelta(minutes=1))
+    answer = running.fetch(fetch_statement(users.reader, decision_tx))
+    assert answer.status == 200, answer.text
 
 
 def test_replayed_statement_is_refused(running, users, stored):
