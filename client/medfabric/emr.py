@@ -87,6 +87,20 @@ def record_id_for(domain_id: str, payload: Payload) -> str:
 # -- writing ---------------------------------------------------------------------------
 
 
+def index_entry(session: Session, record_id: str, payload: Payload, sealed: SealedPayload) -> dict[str, Any]:
+    """The emr_index entry of a sealed payload stored in the session domain's data service."""
+    return {
+        "record_id": record_id,
+        "patient": payload.patient,
+        "domain": session.domain.id,
+        "resource_type": payload.resource_type,
+        "ciphertext_sha256": sealed.ciphertext_sha256,
+        "plaintext_sha256": sealed.plaintext_sha256,
+        "size": len(payload.plaintext),
+        "location": f"medfabric://{session.domain.id}/records/{record_id}",
+    }
+
+
 def put_record(session: Session, payload: Payload, *, publish: bool, record_id: str | None = None) -> dict[str, Any]:
     """Seal, store with the domain's data service, index locally (and publicly); all of it or nothing readable.
 
@@ -103,16 +117,7 @@ def put_record(session: Session, payload: Payload, *, publish: bool, record_id: 
     sealed = seal(payload.plaintext, aad=record_id.encode())
     service = session.data_service(session.domain.id)
     _store(session, service, record_id, sealed)
-    entry = {
-        "record_id": record_id,
-        "patient": payload.patient,
-        "domain": session.domain.id,
-        "resource_type": payload.resource_type,
-        "ciphertext_sha256": sealed.ciphertext_sha256,
-        "plaintext_sha256": sealed.plaintext_sha256,
-        "size": len(payload.plaintext),
-        "location": f"medfabric://{session.domain.id}/records/{record_id}",
-    }
+    entry = index_entry(session, record_id, payload, sealed)
     indexed: dict[str, dict[str, Any]] = {}
     for channel in channels:
         try:

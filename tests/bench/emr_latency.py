@@ -56,7 +56,7 @@ from medfabric.crypto import canonical_json, seal, wrap_key
 from medfabric.data_service import DataServiceServer
 from medfabric.data_service_client import DataServiceClient
 from medfabric.delivery import open_delivery
-from medfabric.emr import _issued_by, find_entry, prepare_payload
+from medfabric.emr import _issued_by, find_entry, index_entry, prepare_payload
 from medfabric.fabric_id import fabric_client_id
 from medfabric.layout import NetworkLayout
 from medfabric.loadtest import percentile
@@ -236,16 +236,7 @@ def put_once(bench: Bench, fhir_json: bytes, record_id: str) -> tuple[dict[str, 
         "wrapped_key": wrapped.to_dict(),
     }))
     server_disk = bench.disk.take()
-    entry = {
-        "record_id": record_id,
-        "patient": payload.patient,
-        "domain": session.domain.id,
-        "resource_type": payload.resource_type,
-        "ciphertext_sha256": sealed.ciphertext_sha256,
-        "plaintext_sha256": sealed.plaintext_sha256,
-        "size": len(payload.plaintext),
-        "location": f"medfabric://{session.domain.id}/records/{record_id}",
-    }
+    entry = index_entry(session, record_id, payload, sealed)
     if bench.network:
         entry = watch.time("ledger_index", lambda: session.index(session.local_channel).put(entry))
     else:
