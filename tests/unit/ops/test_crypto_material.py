@@ -15,22 +15,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY, load_topology, parse_topology
+from medfabric.topology import DEFAULT_TOPOLOGY, parse_topology
 from medfabric_ops import crypto_material
 from medfabric_ops.crypto_material import CryptoMaterialError, generate_crypto
 
 ATTRIBUTES_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
-
-
-@pytest.fixture
-def topology():
-    return load_topology()
-
-
-@pytest.fixture
-def layout(tmp_path):
-    return NetworkLayout(tmp_path / "network")
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from medfabric.layout import NetworkLayout
-from medfabric.topology import load_topology
 from medfabric_ops import channel as channel_module
 from medfabric_ops import cli, compose, crypto_material, docker_mode, network, render
 from medfabric_ops.binaries import FabricCommandError
@@ -92,11 +91,6 @@ def docker(tmp_path, monkeypatch):
     fake = FakeDocker(bin_dir)
     monkeypatch.setenv("PATH", str(bin_dir))
     return fake
-
-
-@pytest.fixture
-def topology():
-    return load_topology()
 
 
 @pytest.fixture

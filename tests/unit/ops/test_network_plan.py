@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from medfabric.layout import NetworkLayout
-from medfabric.topology import load_topology
 from medfabric_ops import channel as channel_module
 from medfabric_ops import crypto_material, network, render
 from medfabric_ops.binaries import FabricCommandError
@@ -171,16 +170,6 @@ class _FakeSupervisor:
 
     def status(self):
         return [ProcessStatus(name, 4242, True, 2**20, 1.0) for name in sorted(self._fabric.running)]
-
-
-@pytest.fixture
-def topology():
-    return load_topology()
-
-
-@pytest.fixture
-def layout(tmp_path):
-    return NetworkLayout(tmp_path / "network")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from medfabric.layout import NetworkLayout
 from medfabric_ops.process import ProcessError, Supervisor, child_env, http_ok, poll_until, tcp_open
 
 HEALTH_SERVER = textwrap.dedent("""
@@ -49,11 +48,6 @@ def alive(pid: int) -> bool:
             return stat.read().rpartition(")")[2].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-@pytest.fixture
-def layout(tmp_path):
-    return NetworkLayout(tmp_path / "network")
 
 
 @pytest.fixture

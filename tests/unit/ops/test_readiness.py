@@ -15,7 +15,6 @@ import http.server
 import socket
 import ssl
 import threading
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -23,7 +22,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from medfabric.topology import load_topology
 from medfabric_ops.network import orderer_ready, peer_ready
 from medfabric_ops.process import all_of, tls_handshake
 
@@ -102,11 +100,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture
-def topology():
-    return load_topology()
 
 
 def test_tls_handshake_needs_a_server_that_answers_not_just_a_bound_port(bound_but_not_serving, tls_server):

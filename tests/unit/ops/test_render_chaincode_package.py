@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from medfabric.layout import NetworkLayout
 import yaml
 
 from medfabric.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
@@ -27,11 +26,6 @@ BUILDER = CCAAS_BUILDER_DIR / "bin"
 @pytest.fixture(scope="module")
 def topology():
     return load_topology()
-
-
-@pytest.fixture
-def layout(tmp_path):
-    return NetworkLayout(tmp_path / "network")
 
 
 def members(archive: bytes) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
