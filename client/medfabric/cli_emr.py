@@ -14,6 +14,8 @@ from .cli_context import CliContext, channel_option, emit, identity_options
 from .errors import MedfabricError
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
+purpose_option = click.option("--purpose", type=click.Choice(flows.PURPOSES), default=flows.DEFAULT_PURPOSE,
+                              show_default=True, help="Why the record is read; a grant counts for its own purpose only.")
 
 
 @click.group()
@@ -50,15 +52,16 @@ def emr_put(obj: CliContext, domain: str, user: str, as_json: bool, patient: str
 @emr.command("get")
 @click.argument("record_id")
 @click.option("--out", type=OUT_FILE, required=True, help="File to write the FHIR JSON to.")
+@purpose_option
 @identity_options
 @click.pass_obj
-def emr_get(obj: CliContext, record_id: str, domain: str, user: str, as_json: bool, out: Path) -> None:
+def emr_get(obj: CliContext, record_id: str, domain: str, user: str, as_json: bool, out: Path, purpose: str) -> None:
     """Read a record into a file: decided on chain, delivered by its owner, checked against its index entry.
 
     Example: medfabric emr get rec-1 --domain hospital-b --as doctor --out obs.json
     """
     with obj.session(domain, user) as session:
-        result = flows.get_record(session, record_id, out)
+        result = flows.get_record(session, record_id, out, purpose)
     emit(result, as_json, _read_line(result))
 
 
@@ -99,7 +102,7 @@ def emr_find(obj: CliContext, patient: str, resource_type: str | None, domain: s
 @click.argument("record_id")
 @click.option("--to", "to_domain", required=True, help="Domain to share with.")
 @click.option("--user", "grantee_user", help="Only this user of that domain (default: any).")
-@click.option("--purpose", required=True, help="treatment, research, payment, operations or public-health.")
+@click.option("--purpose", type=click.Choice(flows.PURPOSES), required=True, help="What the grant is for.")
 @click.option("--until", required=True,
               help="End of the grant: a date (valid through that day, UTC) or a time with zone, e.g. 2030-01-31T12:00Z.")
 @identity_options
@@ -152,16 +155,17 @@ def emr_erase(obj: CliContext, record_id: str, reason: str, domain: str, user: s
 @click.argument("record_id")
 @click.option("--from", "from_domain", required=True, help="The domain that owns the record.")
 @click.option("--out", type=OUT_FILE, required=True, help="File to write the FHIR JSON to.")
+@purpose_option
 @identity_options
 @click.pass_obj
 def emr_request(obj: CliContext, record_id: str, from_domain: str, out: Path, domain: str, user: str,
-                as_json: bool) -> None:
+                as_json: bool, purpose: str) -> None:
     """Request another domain's record: logged, decided on the public channel, delivered, verified.
 
     Example: medfabric emr request rec-1 --from hospital-a --domain hospital-b --as doctor --out obs.json
     """
     with obj.session(domain, user) as session:
-        result = flows.request(session, record_id, from_domain, out)
+        result = flows.request(session, record_id, from_domain, out, purpose)
     emit(result, as_json, _read_line(result))
 
 

@@ -42,9 +42,10 @@ class Consent:
     def revoke(self, grant_id: str) -> dict[str, Any]:
         return json.loads(self._contract.submit_transaction("RevokeGrant", grant_id))
 
-    def check_access(self, record_id: str) -> tuple[dict[str, Any], str]:
-        """The committed decision {decision, reason, grant_id, log_id} for the caller, and its transaction id."""
-        return self._decide("CheckAccess", record_id)
+    def check_access(self, record_id: str, purpose: str = "treatment") -> tuple[dict[str, Any], str]:
+        """The committed decision {decision, reason, grant_id, log_id} for the caller reading for `purpose` (a grant
+        counts for its own purpose only), and its transaction id."""
+        return self._decide("CheckAccess", record_id, "read", purpose)
 
     def emergency_access(self, record_id: str, reason: str) -> tuple[dict[str, Any], str]:
         """Break-glass: as check_access, for a doctor without a grant; logged and flagged."""

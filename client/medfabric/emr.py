@@ -41,6 +41,8 @@ from .topology import Domain
 
 ERASE_REASON = "erasure requested by the owner"
 REASON_LIMIT = 256  # the access log's limit on a reason
+PURPOSES = ("treatment", "research", "payment", "operations", "public-health")  # as consent takes them
+DEFAULT_PURPOSE = "treatment"
 
 Decide = Callable[[str], tuple[dict[str, Any], str]]  # channel -> (decision, its transaction id)
 
@@ -247,13 +249,15 @@ def find_entry(session: Session, record_id: str) -> dict[str, Any]:
 # -- reading ---------------------------------------------------------------------------
 
 
-def get_record(session: Session, record_id: str, out: Path) -> dict[str, Any]:
-    """Read a record the user may read (own domain, or granted) into `out`, verified against its index entry."""
+def get_record(session: Session, record_id: str, out: Path, purpose: str = DEFAULT_PURPOSE) -> dict[str, Any]:
+    """Read a record the user may read (own domain, or granted for `purpose`) into `out`, verified against its
+    index entry."""
     return _read(session, find_entry(session, record_id), out,
-                 lambda channel: session.consent(channel).check_access(record_id))
+                 lambda channel: session.consent(channel).check_access(record_id, purpose))
 
 
-def request(session: Session, record_id: str, from_domain: str, out: Path) -> dict[str, Any]:
+def request(session: Session, record_id: str, from_domain: str, out: Path,
+            purpose: str = DEFAULT_PURPOSE) -> dict[str, Any]:
     """The cross-domain request (SYSTEM.md section 7): logged on the public channel, then decided, delivered, verified."""
     owner = session.topology.domain(from_domain)
     if owner.id == session.domain.id:
@@ -265,20 +269,23 @@ def request(session: Session, record_id: str, from_domain: str, out: Path) -> di
     if entry["domain"] != owner.id:
         raise MedfabricError(f"record {record_id} belongs to {entry['domain']}, not {owner.id}")
     session.access_log(public).log({"record_id": record_id, "action": "request", "outcome": "success",
-                                    "reason": f"request to {owner.id}"})
-    return _read(session, entry, out, lambda channel: session.consent(channel).check_access(record_id))
+                                    "reason": f"request to {owner.id} for {purpose}"})
+    return _read(session, entry, out, lambda channel: session.consent(channel).check_access(record_id, purpose))
 
 
 def emergency_read(session: Session, record_id: str, reason: str, out: Path) -> dict[str, Any]:
-    """Break-glass: a doctor reads without a grant; decided and logged where access is decided, noted on the other tier."""
+    """Break-glass: a doctor reads without a grant. Decided and logged (flagged) where access is decided; the
+    reader's other tier gets a flagged request naming the decision, and the owner's data service logs the delivery,
+    flagged, on both of its tiers."""
 
     def break_glass(channel: str) -> tuple[dict[str, Any], str]:
         decision, decision_tx = session.consent(channel).emergency_access(record_id, reason)
         if decision["decision"] == "allow":
             other = session.public_channel if channel == session.local_channel else session.local_channel
-            note = f"break-glass decided on {channel} by {decision_tx}: {reason}"
+            note = f"break-glass decided on {channel}: {reason}"
             session.access_log(other).log({"record_id": record_id, "action": "request", "outcome": "success",
-                                           "reason": note[:REASON_LIMIT]})
+                                           "reason": note[:REASON_LIMIT], "decision_tx": decision_tx,
+                                           "break_glass": True})
         return decision, decision_tx
 
     return _read(session, find_entry(session, record_id), out, break_glass)

@@ -6,11 +6,13 @@ Both act as the domain's Admin on a Gateway from medfabric.connection.connect_as
   the decision consent CheckAccess or EmergencyAccess kept under its own
   transaction id, a key no other transaction writes; any other transaction id
   is `decision <tx_id> not found`. Never the access log, where any caller may
-  append entries.
+  append entries. The grant an allowing decision relied on is read again
+  (`consent:GetGrant`), so that a revoke made since the decision counts.
 * outcomes: `access_log:LogAccess({action, outcome, record_id?, reason,
-  requester_msp?, requester_id?, decision_tx?})`, submitted (the call returns
-  once the entry is committed), on the requester's channel. The entry's actor
-  is the service (the caller); the requester goes in its own fields.
+  requester_msp?, requester_id?, decision_tx?, break_glass?})`, submitted (the
+  call returns once the entry is committed), on the requester's channel, and
+  after a break-glass decision on the other tier too. The entry's actor is the
+  service (the caller); the requester goes in its own fields.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Callable
 from .emr_index import CHAINCODE_NAME
 from .gateway import Gateway, GatewayError
 from .service_identity import Consortium
-from .service_ledger import Decision, LedgerError, Requester
+from .service_ledger import Decision, GrantStanding, LedgerError, Requester
 
 CONSENT_CONTRACT = "consent"
 ACCESS_LOG_CONTRACT = "access_log"
@@ -57,16 +59,25 @@ class LedgerAccessDecisions:
             pause = min(pause * 2, 0.5)
         return found
 
+    def grant(self, channel: str, grant_id: str) -> GrantStanding | None:
+        return self._ask(channel, "GetGrant", f"grant {grant_id} not found", lambda found: _grant(found, grant_id),
+                         grant_id)
+
     def _lookup(self, channel: str, tx_id: str) -> Decision | None:
+        return self._ask(channel, "GetDecision", f"decision {tx_id} not found", lambda found: _decision(found, tx_id),
+                         tx_id)
+
+    def _ask(self, channel: str, function: str, absent: str, read: Callable[[Any], Any], key: str) -> Any:
+        """consent `function`(key) read with `read`; None when the chaincode answers `absent`."""
         contract = self._gateway.get_network(channel).get_contract(self._chaincode_name, CONSENT_CONTRACT)
         try:
-            return _decision(json.loads(contract.evaluate_transaction("GetDecision", tx_id)), tx_id)
+            return read(json.loads(contract.evaluate_transaction(function, key)))
         except GatewayError as error:
-            if f"decision {tx_id} not found" in str(error):
+            if absent in str(error):
                 return None
-            raise LedgerError(f"consent GetDecision on {channel}: {error}") from None
+            raise LedgerError(f"consent {function} on {channel}: {error}") from None
         except (ValueError, KeyError, TypeError):
-            raise LedgerError(f"consent GetDecision on {channel} answered in an unexpected shape") from None
+            raise LedgerError(f"consent {function} on {channel} answered in an unexpected shape") from None
 
 
 def _decision(found: Any, tx_id: str) -> Decision:
@@ -76,6 +87,7 @@ def _decision(found: Any, tx_id: str) -> Decision:
         found["tx_id"] != tx_id
         or found["decision"] not in DECISIONS
         or not isinstance(found["break_glass"], bool)
+        or not isinstance(found["grant_id"], (str, type(None)))
         or timestamp.tzinfo is None
     ):
         raise ValueError("not a decision of that transaction")
@@ -86,11 +98,21 @@ def _decision(found: Any, tx_id: str) -> Decision:
         decision=found["decision"],
         timestamp=timestamp,
         break_glass=found["break_glass"],
+        grant_id=found["grant_id"],
     )
 
 
+def _grant(found: Any, grant_id: str) -> GrantStanding:
+    """GetGrant's answer for `grant_id`; ValueError, KeyError or TypeError when it is not that grant."""
+    expires = datetime.fromisoformat(found["expires"])
+    if found["grant_id"] != grant_id or not isinstance(found["revoked"], bool) or expires.tzinfo is None:
+        raise ValueError("not that grant")
+    return GrantStanding(grant_id, found["revoked"], expires)
+
+
 class LedgerAuditSink:
-    """AuditSink over access_log:LogAccess; internal requests on the local channel, the rest on the public one."""
+    """AuditSink over access_log:LogAccess; internal requests on the local channel, the rest on the public one, and
+    what followed a break-glass decision on both."""
 
     def __init__(self, gateway: Gateway, consortium: Consortium, chaincode_name: str = CHAINCODE_NAME):
         self._gateway = gateway
@@ -99,10 +121,10 @@ class LedgerAuditSink:
 
     def log_access(
         self, action: str, record_id: str | None, outcome: str, reason: str, requester: Requester | None,
-        decision_tx: str | None = None,
+        decision_tx: str | None = None, break_glass: bool = False,
     ) -> None:
         channel = self._consortium.channel_for(requester.msp_id) if requester else self._consortium.local_channel
-        entry = {"action": action, "outcome": outcome}
+        entry: dict[str, Any] = {"action": action, "outcome": outcome}
         reason = one_line_reason(reason)
         if reason.strip():
             entry["reason"] = reason
@@ -112,11 +134,16 @@ class LedgerAuditSink:
             entry["requester_msp"], entry["requester_id"] = requester.msp_id, requester.id
         if decision_tx is not None:
             entry["decision_tx"] = decision_tx
-        contract = self._gateway.get_network(channel).get_contract(self._chaincode_name, ACCESS_LOG_CONTRACT)
-        try:
-            contract.submit_transaction("LogAccess", json.dumps(entry))
-        except GatewayError as error:
-            raise LedgerError(f"access_log LogAccess on {channel}: {error}") from None
+        channels = [channel]
+        if break_glass and decision_tx is not None:
+            entry["break_glass"] = True
+            channels.append(self._consortium.other_tier(channel))
+        for channel in channels:
+            contract = self._gateway.get_network(channel).get_contract(self._chaincode_name, ACCESS_LOG_CONTRACT)
+            try:
+                contract.submit_transaction("LogAccess", json.dumps(entry))
+            except GatewayError as error:
+                raise LedgerError(f"access_log LogAccess on {channel}: {error}") from None
 
 
 def one_line_reason(reason: str) -> str:

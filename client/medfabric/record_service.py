@@ -5,8 +5,10 @@ service's certificate and stores blob and wrapped key with a statement signed
 by one of its users. A reader of any domain first obtains an access decision
 on the ledger (consent CheckAccess or EmergencyAccess), then asks for the
 record with a signed statement naming that transaction; the service checks
-the statement and the decision, re-wraps the data key for the reader's
-certificate and signs the delivery. Erasing destroys ciphertext and key.
+the statement and the decision (and that the grant it relied on is neither
+revoked nor expired since), re-wraps the data key for the reader's certificate
+and signs the delivery. What follows a break-glass decision is logged on both
+tiers. Erasing destroys ciphertext and key.
 
 The ledger is reached through two small protocols (medfabric.service_ledger):
 AccessLedger reads a decision, AuditSink logs every outcome; so the rules here
@@ -44,7 +46,7 @@ from .crypto import (
 )
 from .fabric_id import fabric_client_id
 from .service_identity import Consortium, ServiceIdentity
-from .service_ledger import ALLOW, AccessLedger, AuditSink, Decision, LedgerError, Requester
+from .service_ledger import ALLOW, AccessLedger, AuditSink, Decision, GrantStanding, LedgerError, Requester
 from .store import (
     RECORD_ID,
     BlobNotFoundError,
@@ -58,7 +60,8 @@ from .store import (
 )
 
 STATEMENT_MAX_AGE_S = 120
-# A reader fetches right after its decision commits; a short window keeps a later revoke effective.
+# A reader fetches right after its decision commits. A revoke counts at once (the grant is read again at fetch);
+# the window bounds how long one decision can be reused.
 DECISION_MAX_AGE = timedelta(minutes=2)
 _TX_ID = re.compile(r"[0-9a-f]{64}")
 _log = logging.getLogger(__name__)
@@ -156,7 +159,7 @@ class RecordService:
             raise _Failure(HTTPStatus.FORBIDDEN, "statement names no decision_tx (a transaction id)")
         trail.decision_tx = decision_tx
         requester = trail.requester
-        self._check_decision(trail.record_id, requester, decision_tx)
+        trail.break_glass = self._check_decision(trail.record_id, requester, decision_tx).break_glass
         with self._records_lock:
             key = self._key(trail.record_id)
             blob = self._blob(key)
@@ -219,15 +222,20 @@ class RecordService:
             raise _Failure(HTTPStatus.FORBIDDEN, f"the statement is not for record {trail.record_id}")
         return verified
 
-    def _check_decision(self, record_id: str, requester: Requester, decision_tx: str) -> None:
+    def _check_decision(self, record_id: str, requester: Requester, decision_tx: str) -> Decision:
+        """The allowing decision `decision_tx` for `requester` on `record_id`, its grant still standing."""
         channel = self._consortium.channel_for(requester.msp_id)
         try:
             decision = self._ledger.decision(channel, decision_tx)
+            now = datetime.now(timezone.utc)
+            refusal = _refusal(decision, record_id, requester, now)
+            if refusal is None and decision.grant_id is not None:
+                refusal = _grant_refusal(self._ledger.grant(channel, decision.grant_id), decision.grant_id, now)
         except LedgerError as error:
             raise _Failure(HTTPStatus.SERVICE_UNAVAILABLE, f"ledger unavailable: {error}") from None
-        refusal = _refusal(decision, record_id, requester, datetime.now(timezone.utc))
         if refusal:
             raise _Failure(HTTPStatus.FORBIDDEN, f"decision {decision_tx} on {channel}: {refusal}")
+        return decision
 
     def _key(self, record_id: str) -> RecordKey:
         try:
@@ -277,7 +285,8 @@ class RecordService:
             return Reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}, trail.requester_msp)
         try:
             self._audit.log_access(
-                trail.action, trail.record_id, "success", success.reason, trail.requester, trail.decision_tx
+                trail.action, trail.record_id, "success", success.reason, trail.requester, trail.decision_tx,
+                break_glass=trail.break_glass,
             )
         except Exception as error:  # noqa: BLE001 - whatever the sink raises, nothing unlogged leaves
             _log.error("access log unavailable for %s of record %s: %s", trail.action, trail.record_id, error)
@@ -287,7 +296,8 @@ class RecordService:
 
     def _report_failure(self, trail: _Trail, action: str, reason: str) -> None:
         try:
-            self._audit.log_access(action, trail.record_id, "failure", reason, trail.requester, trail.decision_tx)
+            self._audit.log_access(action, trail.record_id, "failure", reason, trail.requester, trail.decision_tx,
+                                   break_glass=trail.break_glass)
         except Exception as error:  # noqa: BLE001 - the refusal stands; the lost log entry is reported here
             _log.error("access log unavailable for %s of record %s: %s", action, trail.record_id, error)
 
@@ -308,6 +318,17 @@ def _refusal(decision: Decision | None, record_id: str, requester: Requester, no
     return None
 
 
+def _grant_refusal(grant: GrantStanding | None, grant_id: str, now: datetime) -> str | None:
+    """Why the grant an allowing decision relied on no longer stands; None when it does."""
+    if grant is None:
+        return f"its grant {grant_id} is not on the ledger"
+    if grant.revoked:
+        return f"its grant {grant_id} has been revoked"
+    if grant.expires <= now:
+        return f"its grant {grant_id} expired at {grant.expires.isoformat()}"
+    return None
+
+
 @dataclass
 class _Trail:
     """What the audit entry of one request says: the action, the record, and (once verified) who asked and on
@@ -317,6 +338,7 @@ class _Trail:
     record_id: str | None
     requester: Requester | None = None
     decision_tx: str | None = None
+    break_glass: bool = False  # the decision was a break-glass one
 
     @property
     def requester_msp(self) -> str | None:

@@ -51,3 +51,7 @@ class Consortium:
     def channel_for(self, msp_id: str) -> str:
         """Internal access is decided on the local channel, cross-domain access on the public one."""
         return self.local_channel if msp_id == self.own_msp else self.public_channel
+
+    def other_tier(self, channel: str) -> str:
+        """The public channel for the local one, and the other way round."""
+        return self.public_channel if channel == self.local_channel else self.local_channel

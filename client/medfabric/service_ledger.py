@@ -1,4 +1,5 @@
-"""What the data service needs from the ledger, as two protocols: read an access decision, log an outcome.
+"""What the data service needs from the ledger, as two protocols: read an access decision (and the standing of the
+grant it relied on), log an outcome.
 
 medfabric.ledger_access implements them over Fabric; tests use fakes.
 """
@@ -28,12 +29,25 @@ class Decision:
     decision: str  # "allow" or "deny"
     timestamp: datetime  # the deciding transaction's, timezone-aware
     break_glass: bool = False  # decided by consent EmergencyAccess
+    grant_id: str | None = None  # the grant that allowed it, if one did
+
+
+@dataclass(frozen=True)
+class GrantStanding:
+    """What the service re-checks of a grant when a reader comes with a decision it allowed."""
+
+    grant_id: str
+    revoked: bool
+    expires: datetime  # timezone-aware
 
 
 class AccessLedger(Protocol):
     def decision(self, channel: str, tx_id: str) -> Decision | None:
         """The committed decision of consent CheckAccess or EmergencyAccess transaction `tx_id` on `channel`;
         None when that transaction made no such decision. LedgerError when the ledger cannot be asked."""
+
+    def grant(self, channel: str, grant_id: str) -> GrantStanding | None:
+        """The grant as the ledger has it now; None when there is no such grant. LedgerError as above."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +61,9 @@ class Requester:
 class AuditSink(Protocol):
     def log_access(
         self, action: str, record_id: str | None, outcome: str, reason: str, requester: Requester | None,
-        decision_tx: str | None = None,
+        decision_tx: str | None = None, break_glass: bool = False,
     ) -> None:
         """Record one outcome: action write, deliver, erase or denied; outcome success or failure.
         `requester` is None when no statement could be verified; `decision_tx` is the access decision a fetch
-        named, once its statement is verified."""
+        named, once its statement is verified; `break_glass` when that decision was a break-glass one, which is
+        then logged, flagged, on both tiers."""

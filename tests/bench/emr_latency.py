@@ -115,8 +115,11 @@ class InstantLedger:
     def decision(self, channel: str, tx_id: str) -> Decision | None:
         return self._decisions.get(tx_id)
 
+    def grant(self, channel: str, grant_id: str) -> None:
+        return None  # its decisions rely on no grant
+
     def log_access(self, action: str, record_id: str | None, outcome: str, reason: str,
-                   requester: Requester | None, decision_tx: str | None = None) -> None:
+                   requester: Requester | None, decision_tx: str | None = None, break_glass: bool = False) -> None:
         self.logged[f"{action} {outcome}"] = self.logged.get(f"{action} {outcome}", 0) + 1
         if outcome != "success":
             self.failures.append(f"{action} {record_id}: {reason}")

@@ -195,10 +195,11 @@ def on_every_peer(live: Live, grant_id: str, check: Callable[[dict], bool], what
                    f"{domain.id} sees grant {grant_id} {what}")
 
 
-def grant_to_reader(live: Live, record_id: str, *, seconds: float = 3600, user: str | None = None) -> dict:
-    """The owner grants the record to the reader's domain (or one user of it), for treatment; the grant."""
+def grant_to_reader(live: Live, record_id: str, *, seconds: float = 3600, user: str | None = None,
+                    purpose: str = "treatment") -> dict:
+    """The owner grants the record to the reader's domain (or one user of it), for `purpose`; the grant."""
     until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
-    granted = grant(live.session(live.owner), record_id, live.reader.id, "treatment", until, user)
+    granted = grant(live.session(live.owner), record_id, live.reader.id, purpose, until, user)
     on_every_peer(live, granted["grant_id"], lambda _grant: True, "granted")
     return granted
 
@@ -323,6 +324,33 @@ def test_granted_reader_of_another_domain_reads_and_verifies(live, tmp_path):
     assert result["decided_on"] == live.public and result["reason"] == f"grant {granted['grant_id']}"
     [delivered] = deliveries_to(live, record_id, live.reader)
     assert delivered["decision_tx"] == result["decision_tx"] and delivered["actor_msp"] == live.owner.msp_id
+
+
+def test_a_grant_counts_for_its_own_purpose_only(live, tmp_path):
+    record_id = put(live)
+    granted = grant_to_reader(live, record_id, purpose="research")
+    out = tmp_path / "treatment.json"
+
+    with pytest.raises(AccessDenied, match=f"grant {granted['grant_id']} is for research, not treatment"):
+        request(live.session(live.reader), record_id, live.owner.id, out)
+    assert not out.exists()
+    result = request(live.session(live.reader), record_id, live.owner.id, tmp_path / "research.json",
+                     purpose="research")
+    assert result["reason"] == f"grant {granted['grant_id']}"
+
+
+def test_a_revoke_after_the_decision_stops_the_delivery(live):
+    record_id = put(live)
+    granted = grant_to_reader(live, record_id)
+    reader = live.session(live.reader)
+    _, decision_tx = reader.consent(live.public).check_access(record_id)
+    revoke_everywhere(live, granted["grant_id"])
+
+    with pytest.raises(DataServiceError, match=f"its grant {granted['grant_id']} has been revoked") as refused:
+        reader.data_service(live.owner.id).fetch(
+            record_id, reader.signed(action="fetch", record_id=record_id, decision_tx=decision_tx))
+    assert refused.value.status == 403
+    assert deliveries_to(live, record_id, live.reader) == []
 
 
 def test_expired_grant_is_denied_logged_and_nothing_leaves_the_store(live, tmp_path):
@@ -544,7 +572,12 @@ def test_break_glass_by_a_doctor_is_decided_logged_on_both_tiers_and_flagged(liv
     assert decided["flagged"] and decided["actor_msp"] == live.third.msp_id
     assert decided["tx_id"] == result["decision_tx"]
     [noted] = entries(third, live.third.local_channel, record_id)
-    assert noted["action"] == "request" and result["decision_tx"] in noted["reason"]
+    assert (noted["action"], noted["flagged"], noted["decision_tx"]) == ("request", True, result["decision_tx"])
+    owner = live.session(live.owner)
+    for owner_tier in (live.public, live.owner.local_channel):  # the owner's service logs its delivery on both
+        [delivered] = logged(owner, owner_tier, record_id, lambda e: e["action"] == "deliver", "the delivery")
+        assert delivered["flagged"] and delivered["actor_msp"] == live.owner.msp_id
+        assert (delivered["requester_msp"], delivered["decision_tx"]) == (live.third.msp_id, result["decision_tx"])
     with pytest.raises(AccessDenied, match="break-glass refused: medfabric.role is researcher"):
         emergency_read(live.session(live.third, "researcher"), record_id, "curious", tmp_path / "refused.json")
     assert not (tmp_path / "refused.json").exists()

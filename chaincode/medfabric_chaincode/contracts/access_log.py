@@ -7,7 +7,9 @@ refuses the actions only contracts log (read, break-glass, grant, revoke,
 purchase): an entry a caller wrote never looks like consent's decisions. Who
 acted always comes from the caller's identity; a service acting for someone
 names them in requester_msp and requester_id, and the decision it relied on
-in decision_tx. State:
+in decision_tx. An off-chain entry that follows a break-glass decision says
+break_glass: true (with its decision_tx) and is flagged like the decision, so
+that the tier which did not decide shows the break-glass too. State:
 
     ("log", timestamp, tx_id, n)                     -> the entry, canonical JSON
     ("log~record", record_id, timestamp, tx_id, n)    -> b"\\x00", to list a record's entries
@@ -70,6 +72,7 @@ _ENTRY_RULES: dict[str, Rule] = {
         "characters",
     ),
     "decision_tx": TX_ID_RULE,
+    "break_glass": (lambda value: value is True, "must be true when present"),
 }
 _OPTIONAL_FIELDS = frozenset(_ENTRY_RULES) - {"action", "outcome"}
 
@@ -119,8 +122,10 @@ def append_log(
     requester_msp: str | None = None,
     requester_id: str | None = None,
     decision_tx: str | None = None,
+    break_glass: bool = False,
 ) -> LogEntry:
-    """Write an entry for the caller in this transaction; returns it."""
+    """Write an entry for the caller in this transaction; returns it. Flagged when the action is break-glass or the
+    entry follows a break-glass decision."""
     if action not in ACTIONS or outcome not in OUTCOMES:
         raise ValueError(f"no log action {action!r} with outcome {outcome!r}")
     number = getattr(ctx, _COUNT_ATTRIBUTE, 0)
@@ -139,7 +144,7 @@ def append_log(
         outcome=outcome,
         reason=reason,
         from_domain=identity.get_attribute(DOMAIN_ATTRIBUTE),
-        flagged=action in FLAGGED_ACTIONS,
+        flagged=action in FLAGGED_ACTIONS or break_glass,
         channel=stub.get_channel_id(),
         tx_id=tx_id,
         timestamp=iso_millis(stub.get_tx_timestamp()),
@@ -174,17 +179,21 @@ class AccessLogContract(Contract):
     def LogAccess(self, ctx: TransactionContext, entry_json: str) -> LogEntry:
         """Log an access made off chain by the caller; returns the entry.
 
-        {action, outcome, record_id?, reason?, requester_msp?, requester_id?, decision_tx?}: action one of
-        OFF_CHAIN_ACTIONS; the requester fields name whom the caller acted for, both or neither.
+        {action, outcome, record_id?, reason?, requester_msp?, requester_id?, decision_tx?, break_glass?}: action
+        one of OFF_CHAIN_ACTIONS; the requester fields name whom the caller acted for, both or neither; break_glass
+        (true) needs the decision_tx it follows.
         """
         document = parse_document(entry_json, "entry")
         check_fields(document, _ENTRY_RULES, "entry", optional=_OPTIONAL_FIELDS)
         for given, needed in (_REQUESTER, _REQUESTER[::-1]):
             if given in document and needed not in document:
                 invalid_field("entry", needed, f"is required with '{given}'")
+        if "break_glass" in document and "decision_tx" not in document:
+            invalid_field("entry", "decision_tx", "is required with 'break_glass'")
         optional = {name: document.get(name) for name in (*_REQUESTER, "decision_tx")}
         return append_log(
-            ctx, document["action"], document["outcome"], document.get("record_id"), document.get("reason"), **optional
+            ctx, document["action"], document["outcome"], document.get("record_id"), document.get("reason"), **optional,
+            break_glass="break_glass" in document,
         )
 
     @transaction(evaluate=True)

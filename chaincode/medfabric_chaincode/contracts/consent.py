@@ -17,7 +17,9 @@ record, so no MSP can open another's records by claiming its domain. State:
 grant_id is the id of the granting transaction. Expiry is judged by the
 transaction timestamp: a grant is valid while timestamp < expires.
 
-CheckAccess and EmergencyAccess decide for the caller, keep the decision under
+CheckAccess decides for the caller and a declared purpose: a grant counts only
+for its own purpose. EmergencyAccess (break-glass) is for treatment. Both keep
+the decision under
 their own transaction id (only they write "decision" keys: GetDecision is what
 a data service trusts, never an access-log entry) and write it to the access
 log in the same transaction (access_log.append_log). A denial is an answer, not
@@ -47,6 +49,7 @@ DECISION_KEY = "decision"
 SCOPES = ("record_id", "patient", "resource_type")
 PURPOSES = ("treatment", "research", "payment", "operations", "public-health")
 EMERGENCY_ROLE = "doctor"
+EMERGENCY_PURPOSE = "treatment"  # break-glass is emergency treatment; also CheckAccess's default purpose
 GRANT_CREATED_EVENT = "GrantCreated"
 GRANT_REVOKED_EVENT = "GrantRevoked"
 ACCESS_DECISION_EVENT = "AccessDecision"
@@ -89,6 +92,7 @@ class AccessDecision:
     actor_id: str  # the caller decided for, x509::subject::issuer
     actor_msp: str
     action: str  # the access decided on: "read"
+    purpose: str  # the purpose the caller declared (break-glass: treatment)
     decision: str  # "allow" or "deny"
     reason: str
     grant_id: str | None  # the grant that allows it, if one does
@@ -177,12 +181,16 @@ class ConsentContract(Contract):
         return _grants_for(ctx.stub, load_record(ctx.stub, record_id))
 
     @transaction
-    def CheckAccess(self, ctx: TransactionContext, record_id: str, action: str = "read") -> AccessAnswer:
-        """May the caller read the record now? Keeps and logs the decision ("read" or "denied"); commits either way."""
+    def CheckAccess(
+        self, ctx: TransactionContext, record_id: str, action: str = "read", purpose: str = EMERGENCY_PURPOSE
+    ) -> AccessAnswer:
+        """May the caller read the record now, for `purpose`? Keeps and logs the decision ("read" or "denied");
+        commits either way."""
         check_argument("record_id", record_id, ENTRY_RULES["record_id"])
         check_argument("action", action, (one_of(("read",)), "must be read"))
-        allowed, reason, grant_id = _decide(ctx, record_id)
-        return _conclude(ctx, record_id, allowed, reason, grant_id)
+        check_argument("purpose", purpose, _GRANT_RULES["purpose"])
+        allowed, reason, grant_id = _decide(ctx, record_id, purpose)
+        return _conclude(ctx, record_id, purpose, allowed, reason, grant_id)
 
     @transaction
     def EmergencyAccess(self, ctx: TransactionContext, record_id: str, reason: str) -> AccessAnswer:
@@ -192,12 +200,12 @@ class ConsentContract(Contract):
         role = ctx.client_identity.get_attribute(ROLE_ATTRIBUTE)
         if role != EMERGENCY_ROLE:
             refusal = f"break-glass refused: {ROLE_ATTRIBUTE} is {role or 'missing'}"
-            return _conclude(ctx, record_id, False, refusal, break_glass=True)
+            return _conclude(ctx, record_id, EMERGENCY_PURPOSE, False, refusal, break_glass=True)
         record = find_record(ctx.stub, record_id)
         if record is None or record.erased:
             refusal = "record not found" if record is None else "record erased"
-            return _conclude(ctx, record_id, False, refusal, break_glass=True)
-        return _conclude(ctx, record_id, True, f"break-glass: {reason}", break_glass=True)
+            return _conclude(ctx, record_id, EMERGENCY_PURPOSE, False, refusal, break_glass=True)
+        return _conclude(ctx, record_id, EMERGENCY_PURPOSE, True, f"break-glass: {reason}", break_glass=True)
 
     @transaction(evaluate=True)
     def GetDecision(self, ctx: TransactionContext, tx_id: str) -> AccessDecision:
@@ -248,8 +256,8 @@ def _grants_for(stub: ChaincodeStub, record: EmrRecord) -> list[ConsentGrant]:
     return [grant for grant in grants if grant.grantor_msp == record.owner_msp]
 
 
-def _decide(ctx: TransactionContext, record_id: str) -> tuple[bool, str, str | None]:
-    """(allowed, reason, grant id) for the caller reading the record at the transaction's time."""
+def _decide(ctx: TransactionContext, record_id: str, purpose: str) -> tuple[bool, str, str | None]:
+    """(allowed, reason, grant id) for the caller reading the record for `purpose` at the transaction's time."""
     stub, identity = ctx.stub, ctx.client_identity
     record = find_record(stub, record_id)
     if record is None:
@@ -263,16 +271,23 @@ def _decide(ctx: TransactionContext, record_id: str) -> tuple[bool, str, str | N
     for grant in _grants_for(stub, record):
         if grant.grantee_msp != identity.msp_id or grant.grantee_user not in (None, user):
             continue
-        if not grant.revoked and now < utc_time(grant.expires):
+        if grant.purpose == purpose and not grant.revoked and now < utc_time(grant.expires):
             return True, f"grant {grant.grant_id}", grant.grant_id
         if refusal == "no grant":
-            refusal = f"grant {grant.grant_id} {'revoked' if grant.revoked else 'expired'}"
+            refusal = f"grant {grant.grant_id} {_why_not(grant, purpose)}"
     return False, refusal, None
+
+
+def _why_not(grant: ConsentGrant, purpose: str) -> str:
+    if grant.purpose != purpose:
+        return f"is for {grant.purpose}, not {purpose}"
+    return "revoked" if grant.revoked else "expired"
 
 
 def _conclude(
     ctx: TransactionContext,
     record_id: str,
+    purpose: str,
     allowed: bool,
     reason: str,
     grant_id: str | None = None,
@@ -291,6 +306,7 @@ def _conclude(
         actor_id=entry.actor_id,
         actor_msp=entry.actor_msp,
         action="read",
+        purpose=purpose,
         decision="allow" if allowed else "deny",
         reason=reason,
         grant_id=grant_id,

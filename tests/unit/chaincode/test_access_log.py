@@ -108,6 +108,17 @@ def test_a_service_logs_off_chain_actions_for_a_requester(chain, action, outcome
     assert chain.state[("", log_key(STORED_AT, result.tx_id))] == result.payload
 
 
+def test_an_entry_following_a_break_glass_decision_is_flagged(chain):
+    service = caller("HospitalAMSP", "admin", role=None)
+
+    result = log(chain, creator=service, action="deliver", outcome="success", requester_msp="HospitalBMSP",
+                 requester_id=actor_id(B_DOCTOR), decision_tx=DECISION_TX, break_glass=True)
+
+    entry = ok(result)
+    assert (entry["action"], entry["flagged"], entry["decision_tx"]) == ("deliver", True, DECISION_TX)
+    assert "break_glass" not in entry  # the flag is the entry's record of it
+
+
 def test_record_id_is_optional(chain):
     result = log(chain, record_id=DROP, action="denied", outcome="failure", reason="bad signature")
 
@@ -153,6 +164,9 @@ REQUESTER = {"requester_msp": "HospitalBMSP", "requester_id": "x509::CN=doctor::
         ({"decision_tx": "cd" * 31}, "field 'decision_tx' must be a transaction id: 64 lowercase hex characters"),
         ({"decision_tx": "CD" * 32}, "field 'decision_tx' must be a transaction id: 64 lowercase hex characters"),
         ({"record_id": None}, "field 'record_id' must be 1-128 characters of A-Z a-z 0-9 . _ : -"),
+        ({"break_glass": False, "decision_tx": "cd" * 32}, "field 'break_glass' must be true when present"),
+        ({"break_glass": "true", "decision_tx": "cd" * 32}, "field 'break_glass' must be true when present"),
+        ({"break_glass": True}, "field 'decision_tx' is required with 'break_glass'"),
     ],
 )
 def test_invalid_entries_are_refused_naming_the_field(chain, fields, problem):

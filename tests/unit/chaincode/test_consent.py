@@ -37,8 +37,10 @@ def granted(chain, **fields) -> str:
     return ok(grant(chain, **fields))["grant_id"]
 
 
-def check(chain, creator: bytes = B_DOCTOR, seconds: float = 0, record_id: str = "rec-001", nonce=None):
-    return chain.invoke("consent:CheckAccess", record_id, creator=creator, nonce=nonce, **at(seconds))
+def check(chain, creator: bytes = B_DOCTOR, seconds: float = 0, record_id: str = "rec-001", nonce=None,
+          purpose: str | None = None):
+    arguments = (record_id,) if purpose is None else (record_id, "read", purpose)
+    return chain.invoke("consent:CheckAccess", *arguments, creator=creator, nonce=nonce, **at(seconds))
 
 
 def log_entry(chain, result) -> dict:
@@ -295,12 +297,34 @@ def test_unknown_record_is_denied_and_logged(chain):
     [
         (("rec/1",), "invalid argument: 'record_id' must be 1-128 characters of A-Z a-z 0-9 . _ : -"),
         (("rec-001", "write"), "invalid argument: 'action' must be read"),
+        (("rec-001", "read", "marketing"), "invalid argument: 'purpose' must be one of treatment, research, payment, "
+         "operations, public-health"),
     ],
 )
 def test_check_access_arguments_are_checked(chain, args, message):
     result = chain.invoke("consent:CheckAccess", *args, creator=B_DOCTOR)
 
     assert (result.status, result.message, result.writes) == (500, message, {})
+
+
+def test_a_grant_counts_for_its_own_purpose_only(chain):
+    grant_id = granted(chain, purpose="research")
+
+    treatment = check(chain)  # the default purpose
+    research = check(chain, purpose="research", nonce=b"2" * 24)
+
+    assert ok(treatment)["decision"] == "deny"
+    assert ok(treatment)["reason"] == f"grant {grant_id} is for research, not treatment"
+    assert ok(research) == {"decision": "allow", "reason": f"grant {grant_id}", "grant_id": grant_id,
+                            "log_id": research.tx_id}
+    assert ok(decision_of(chain, research.tx_id))["purpose"] == "research"
+
+
+def test_a_grant_for_the_purpose_is_found_beside_one_for_another(chain):
+    granted(chain, purpose="research")
+    treatment_grant = granted(chain, purpose="treatment", nonce=b"3" * 24)
+
+    assert ok(check(chain))["grant_id"] == treatment_grant
 
 
 def test_break_glass_by_a_doctor_is_allowed_and_flagged(chain):
@@ -360,7 +384,7 @@ def test_get_decision_returns_what_check_access_decided(chain, granting):
 
     kept = {
         "tx_id": result.tx_id, "record_id": "rec-001", "actor_id": actor_id(B_DOCTOR), "actor_msp": "HospitalBMSP",
-        "action": "read", "decision": "allow" if granting else "deny",
+        "action": "read", "purpose": "treatment", "decision": "allow" if granting else "deny",
         "reason": f"grant {grant_id}" if granting else "no grant", "grant_id": grant_id, "break_glass": False,
         "timestamp": stamp(1),
     }
@@ -384,7 +408,8 @@ def test_get_decision_returns_what_emergency_access_decided(chain, creator, deci
     assert ok(result)["decision"] == decision
     assert ok(decision_of(chain, result.tx_id)) == {
         "tx_id": result.tx_id, "record_id": "rec-001", "actor_id": actor_id(creator), "actor_msp": "HospitalBMSP",
-        "action": "read", "decision": decision, "reason": reason, "grant_id": None, "break_glass": True,
+        "action": "read", "purpose": "treatment", "decision": decision, "reason": reason, "grant_id": None,
+        "break_glass": True,
         "timestamp": stamp(2),
     }
 

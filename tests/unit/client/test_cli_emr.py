@@ -101,10 +101,15 @@ def test_the_sharing_story_through_the_cli(medfabric, observation_file, tmp_path
     actions = [entry["action"] for entry in json.loads(logged.stdout)]
     assert actions == ["write", "request", "denied", "grant", "request", "read", "deliver", "revoke", "request",
                        "denied", "break-glass", "deliver", "erase"]
+    flagged = [entry["action"] for entry in json.loads(logged.stdout) if entry["flagged"]]
+    assert flagged == ["break-glass", "deliver"]
+    local = medfabric("audit", "log", "--record", record_id, "--channel", "hospital-a-local",
+                      *as_doctor("hospital-a"), "--json")
+    assert [(e["action"], e["flagged"]) for e in json.loads(local.stdout) if e["flagged"]] == [("deliver", True)]
     anchored = medfabric("audit", "anchor", *as_doctor("hospital-a"))
-    assert anchored.exit_code == 0 and "anchored 6 entries of hospital-a-local" in anchored.stdout
+    assert anchored.exit_code == 0 and "anchored 7 entries of hospital-a-local" in anchored.stdout
     verified = medfabric("audit", "verify", *as_doctor("hospital-a"))
-    assert verified.exit_code == 0 and "1 anchors of hospital-a-local verified (6 entries)" in verified.stdout
+    assert verified.exit_code == 0 and "1 anchors of hospital-a-local verified (7 entries)" in verified.stdout
 
 
 def test_verify_names_the_period_that_no_longer_matches_its_anchor(consortium, medfabric, observation_file):

@@ -48,7 +48,7 @@ from medfabric.layout import NetworkLayout
 from medfabric.ledger_access import LedgerAccessDecisions
 from medfabric.record_service import RecordService, key_context
 from medfabric.service_identity import Consortium, ServiceIdentity
-from medfabric.service_ledger import AccessLedger, Decision, LedgerError, Requester
+from medfabric.service_ledger import AccessLedger, Decision, GrantStanding, LedgerError, Requester
 from medfabric.store import FileBlobStore, FileKeyStore
 from medfabric.topology import Topology, load_topology
 from medfabric_chaincode.contracts import ALL_CONTRACTS
@@ -110,24 +110,36 @@ def requester_of(user: ServiceIdentity) -> Requester:
 
 
 class FakeLedger:
-    """Decisions by (channel, tx id), made with `decide`; `error` makes every lookup fail."""
+    """Decisions by (channel, tx id), made with `decide`, and grants; `error` makes every lookup fail."""
 
     def __init__(self) -> None:
         self.decisions: dict[tuple[str, str], Decision] = {}
+        self.grants: dict[tuple[str, str], GrantStanding] = {}
         self.error: str | None = None
 
     def decide(self, user: ServiceIdentity, record_id: str = RECORD, *, channel: str = "public",
-               decision: str = "allow", age: timedelta = timedelta(0)) -> str:
+               decision: str = "allow", age: timedelta = timedelta(0), break_glass: bool = False,
+               grant: GrantStanding | None = None, grant_id: str | None = None) -> str:
+        """A decision; with `grant`, one relying on it (kept as the ledger's grant unless `grant_id` names another)."""
         tx_id = secrets.token_hex(32)
         requester = requester_of(user)
         made_at = datetime.now(timezone.utc) - age
-        self.decisions[(channel, tx_id)] = Decision(record_id, requester.id, requester.msp_id, decision, made_at)
+        if grant is not None:
+            self.grants[(channel, grant.grant_id)] = grant
+            grant_id = grant_id or grant.grant_id
+        self.decisions[(channel, tx_id)] = Decision(record_id, requester.id, requester.msp_id, decision, made_at,
+                                                    break_glass, grant_id)
         return tx_id
 
     def decision(self, channel: str, tx_id: str) -> Decision | None:
         if self.error:
             raise LedgerError(self.error)
         return self.decisions.get((channel, tx_id))
+
+    def grant(self, channel: str, grant_id: str) -> GrantStanding | None:
+        if self.error:
+            raise LedgerError(self.error)
+        return self.grants.get((channel, grant_id))
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,7 @@ class AuditEntry:
     reason: str
     requester: Requester | None
     decision_tx: str | None
+    break_glass: bool = False
 
 
 @dataclass
@@ -145,10 +158,10 @@ class RecordingAudit:
     entries: list[AuditEntry] = field(default_factory=list)
     failing: bool = False
 
-    def log_access(self, action, record_id, outcome, reason, requester, decision_tx=None) -> None:
+    def log_access(self, action, record_id, outcome, reason, requester, decision_tx=None, break_glass=False) -> None:
         if self.failing:
             raise RuntimeError("ledger down")
-        self.entries.append(AuditEntry(action, record_id, outcome, reason, requester, decision_tx))
+        self.entries.append(AuditEntry(action, record_id, outcome, reason, requester, decision_tx, break_glass))
 
 
 @dataclass(frozen=True)
@@ -348,6 +361,26 @@ def stale_decision(run: Running):
     return fetch_statement(run.users.reader, tx), "not within the last 0:02:00", True
 
 
+def standing_grant(grant_id: str = "ab" * 32, *, revoked: bool = False,
+                   expires_in: timedelta = timedelta(hours=1)) -> GrantStanding:
+    return GrantStanding(grant_id, revoked, datetime.now(timezone.utc) + expires_in)
+
+
+def grant_revoked_since(run: Running):
+    tx = run.ledger.decide(run.users.reader, grant=standing_grant(revoked=True))
+    return fetch_statement(run.users.reader, tx), f"its grant {'ab' * 32} has been revoked", True
+
+
+def grant_expired_since(run: Running):
+    tx = run.ledger.decide(run.users.reader, grant=standing_grant(expires_in=timedelta(seconds=-1)))
+    return fetch_statement(run.users.reader, tx), f"its grant {'ab' * 32} expired at", True
+
+
+def grant_not_on_the_ledger(run: Running):
+    tx = run.ledger.decide(run.users.reader, grant=standing_grant(), grant_id="cd" * 32)
+    return fetch_statement(run.users.reader, tx), f"its grant {'cd' * 32} is not on the ledger", True
+
+
 def forged_signature(run: Running):
     body = fetch_statement(run.users.reader, secrets.token_hex(32))
     body["statement"]["decision_tx"] = run.ledger.decide(run.users.reader)  # altered after signing
@@ -390,13 +423,15 @@ def statement_without_decision(run: Running):
 
 REFUSALS: list[Case] = [
     no_decision, denying_decision, decision_for_another_record, decision_for_another_requester,
-    decision_on_another_channel, stale_decision, forged_signature, untrusted_ca, signer_outside_the_consortium,
-    expired_statement, statement_for_another_action, statement_for_another_record, statement_without_decision,
+    decision_on_another_channel, stale_decision, grant_revoked_since, grant_expired_since, grant_not_on_the_ledger,
+    forged_signature, untrusted_ca, signer_outside_the_consortium, expired_statement, statement_for_another_action,
+    statement_for_another_record, statement_without_decision,
 ]
 
 
 ON_THE_DECISION = {no_decision, denying_decision, decision_for_another_record, decision_for_another_requester,
-                   decision_on_another_channel, stale_decision}  # refused after the statement checks
+                   decision_on_another_channel, stale_decision, grant_revoked_since, grant_expired_since,
+                   grant_not_on_the_ledger}  # refused after the statement checks
 
 
 @pytest.mark.parametrize("case", REFUSALS, ids=[case.__name__ for case in REFUSALS])
@@ -411,6 +446,26 @@ def test_fetch_refused_without_data_and_audited_as_denied(running, users, stored
     assert reason in last.reason
     assert last.requester == (requester_of(users.reader) if verified else None)
     assert last.decision_tx == (body["statement"]["decision_tx"] if case in ON_THE_DECISION else None)
+
+
+def test_a_decision_on_a_standing_grant_opens_the_record(running, users, stored):
+    answer = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader, grant=standing_grant())))
+
+    assert answer.status == 200, answer.text
+    assert not running.audit.entries[-1].break_glass
+
+
+def test_what_follows_a_break_glass_decision_is_audited_as_break_glass(running, users, stored):
+    delivered = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader, break_glass=True)))
+    path = running.blob_path(stored.ciphertext_sha256)
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")  # the next fetch fails after its decision
+    failed = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader, break_glass=True)))
+
+    assert delivered.status == 200, delivered.text
+    assert failed.status == 409
+    assert [(e.action, e.outcome, e.break_glass) for e in running.audit.entries[-2:]] == [
+        ("deliver", "success", True), ("deliver", "failure", True)
+    ]
 
 
 def test_a_decision_a_minute_old_still_opens_the_record(running, users, stored):
@@ -635,18 +690,25 @@ def committed(result: TxResult) -> TxResult:
     return result
 
 
-def test_only_a_decision_kept_by_consent_opens_a_record(on_chain, users):
+def stored_and_granted(on_chain: OnChain, users: Users) -> str:
+    """Store the record with hospital-a's service, index it, grant it to hospital-b; the grant id."""
     run, peer = on_chain.run, on_chain.peer
     stored, sealed = run.store(users.owner)
     assert stored.status == 201, stored.text
-    owner, reader = users.owner.identity.serialize(), users.reader.identity.serialize()
+    owner = users.owner.identity.serialize()
     entry = {"record_id": RECORD, "patient": "p1", "domain": "hospital-a", "resource_type": "Observation",
              "ciphertext_sha256": sealed.ciphertext_sha256, "plaintext_sha256": sealed.plaintext_sha256,
              "size": len(sealed.blob), "location": f"https://data.hospital-a.example/records/{RECORD}"}
     committed(peer.invoke("emr_index:PutRecord", json.dumps(entry), creator=owner, **now()))
     grant = {"record_id": RECORD, "domain": "hospital-a", "grantee_msp": "HospitalBMSP", "purpose": "treatment",
              "expires": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()}
-    committed(peer.invoke("consent:GrantAccess", json.dumps(grant), creator=owner, **now()))
+    return committed(peer.invoke("consent:GrantAccess", json.dumps(grant), creator=owner, **now())).json()["grant_id"]
+
+
+def test_only_a_decision_kept_by_consent_opens_a_record(on_chain, users):
+    run, peer = on_chain.run, on_chain.peer
+    stored_and_granted(on_chain, users)
+    reader = users.reader.identity.serialize()
     forged = {"record_id": RECORD, "action": "read", "outcome": "success", "reason": "own domain"}
 
     refused = peer.invoke("access_log:LogAccess", json.dumps(forged), creator=reader, **now())
@@ -665,6 +727,18 @@ def test_only_a_decision_kept_by_consent_opens_a_record(on_chain, users):
         ("denied", "failure", logged.tx_id), ("denied", "failure", look_alike.tx_id),
         ("deliver", "success", decided.tx_id),
     ]
+
+
+def test_a_revoke_counts_for_a_decision_made_before_it(on_chain, users):
+    run, peer = on_chain.run, on_chain.peer
+    grant_id = stored_and_granted(on_chain, users)
+    decided = committed(peer.invoke("consent:CheckAccess", RECORD, creator=users.reader.identity.serialize(), **now()))
+    assert decided.json()["grant_id"] == grant_id
+    committed(peer.invoke("consent:RevokeGrant", grant_id, creator=users.owner.identity.serialize(), **now()))
+
+    answer = run.fetch(fetch_statement(users.reader, decided.tx_id))
+
+    assert_refused(answer, 403, f"decision {decided.tx_id} on public: its grant {grant_id} has been revoked")
 
 
 # -- identities and the entry point ----------------------------------------------------

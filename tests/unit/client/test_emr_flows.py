@@ -35,9 +35,9 @@ def put(consortium, publish: bool = True, data: bytes = OBSERVATION, **options) 
     return put_record(consortium.session("hospital-a"), payload, publish=publish, **options)["record_id"]
 
 
-def grant_to_b(consortium, record_id: str, seconds: float = 3600, **options) -> dict:
+def grant_to_b(consortium, record_id: str, seconds: float = 3600, purpose: str = "treatment", **options) -> dict:
     until = consortium.fabric.clock.now() + timedelta(seconds=seconds)
-    return grant(consortium.session("hospital-a"), record_id, "hospital-b", "treatment", until, **options)
+    return grant(consortium.session("hospital-a"), record_id, "hospital-b", purpose, until, **options)
 
 
 def entries_of(consortium, channel: str, record_id: str, action: str | None = None) -> list[dict]:
@@ -155,6 +155,36 @@ def test_a_grant_to_one_user_lets_no_other_user_of_the_domain_read(consortium, t
     with pytest.raises(AccessDenied, match="no grant"):
         get_record(consortium.session("hospital-b", "researcher"), record_id, tmp_path / "out.json")
     get_record(consortium.session("hospital-b", "doctor"), record_id, tmp_path / "out.json")
+
+
+def test_a_grant_for_research_opens_the_record_for_research_only(consortium, tmp_path):
+    record_id = put(consortium)
+    granted = grant_to_b(consortium, record_id, purpose="research")
+    reader = consortium.session("hospital-b", "researcher")
+
+    with pytest.raises(AccessDenied, match=f"grant {granted['grant_id']} is for research, not treatment"):
+        request(reader, record_id, "hospital-a", tmp_path / "treatment.json")
+    result = request(reader, record_id, "hospital-a", tmp_path / "research.json", purpose="research")
+
+    assert result["reason"] == f"grant {granted['grant_id']}"
+    assert not (tmp_path / "treatment.json").exists() and (tmp_path / "research.json").exists()
+    assert [e["reason"] for e in entries_of(consortium, "public", record_id, "request")] == [
+        "request to hospital-a for treatment", "request to hospital-a for research"]
+
+
+def test_a_revoke_after_the_decision_stops_the_delivery(consortium, tmp_path):
+    record_id = put(consortium)
+    granted = grant_to_b(consortium, record_id)
+    reader = consortium.session("hospital-b")
+    _, decision_tx = reader.consent("public").check_access(record_id)
+    revoke(consortium.session("hospital-a"), granted["grant_id"])
+
+    with pytest.raises(DataServiceError, match=f"its grant {granted['grant_id']} has been revoked") as refused:
+        reader.data_service("hospital-a").fetch(
+            record_id, reader.signed(action="fetch", record_id=record_id, decision_tx=decision_tx))
+    assert refused.value.status == 403
+    [denied] = entries_of(consortium, "public", record_id, "denied")[-1:]
+    assert (denied["actor_msp"], denied["decision_tx"]) == ("HospitalAMSP", decision_tx)
 
 
 def test_expired_grant_is_denied(consortium, tmp_path):
@@ -286,7 +316,11 @@ def test_break_glass_by_a_doctor_is_decided_logged_on_both_tiers_and_flagged(con
     [decided] = entries_of(consortium, "public", record_id, "break-glass")
     assert decided["flagged"] and decided["actor_msp"] == "HospitalCMSP" and decided["tx_id"] == result["decision_tx"]
     [noted] = entries_of(consortium, "hospital-c-local", record_id)
-    assert noted["action"] == "request" and result["decision_tx"] in noted["reason"]
+    assert (noted["action"], noted["flagged"], noted["decision_tx"]) == ("request", True, result["decision_tx"])
+    for owner_tier in ("public", "hospital-a-local"):  # the owner's service: its delivery, flagged on both tiers
+        [delivered] = entries_of(consortium, owner_tier, record_id, "deliver")
+        assert delivered["flagged"] and delivered["actor_msp"] == "HospitalAMSP"
+        assert (delivered["requester_msp"], delivered["decision_tx"]) == ("HospitalCMSP", result["decision_tx"])
 
 
 def test_break_glass_is_refused_to_anyone_but_a_doctor(consortium, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from medfabric.gateway import ErrorDetail, GatewayError
 from medfabric.ledger_access import LedgerAccessDecisions, LedgerAuditSink
 from medfabric.service_identity import Consortium
-from medfabric.service_ledger import Decision, LedgerError, Requester
+from medfabric.service_ledger import Decision, GrantStanding, LedgerError, Requester
 
 TX = "ab" * 32
 READER = Requester("HospitalBMSP", "x509::CN=doctor@hospital-b::CN=ca.hospital-b")
@@ -134,6 +134,7 @@ def test_a_decision_not_yet_on_this_peer_is_asked_again_until_the_wait_ends():
         json.dumps(kept_decision(tx_id="cd" * 32)).encode(),
         json.dumps(kept_decision(decision="maybe")).encode(),
         json.dumps(kept_decision(break_glass="yes")).encode(),
+        json.dumps({**kept_decision(), "grant_id": 7}).encode(),
         json.dumps({**kept_decision(), "timestamp": "2030-01-02T03:04:05"}).encode(),
         json.dumps([kept_decision()]).encode(),
     ],
@@ -141,6 +142,67 @@ def test_a_decision_not_yet_on_this_peer_is_asked_again_until_the_wait_ends():
 def test_an_unusable_ledger_is_a_ledger_error(answer):
     with pytest.raises(LedgerError, match="consent GetDecision on public"):
         LedgerAccessDecisions(FakeGateway(answer)).decision("public", TX)
+
+
+def test_a_decision_names_the_grant_it_relied_on():
+    gateway = FakeGateway(json.dumps({**kept_decision(), "grant_id": "cd" * 32}).encode())
+
+    assert LedgerAccessDecisions(gateway).decision("public", TX).grant_id == "cd" * 32
+
+
+def kept_grant(grant_id: str = TX, revoked: bool = False, expires: str = "2031-01-01T00:00:00.000Z") -> dict:
+    """consent:GetGrant's answer (the fields the service reads, and some it does not)."""
+    return {"grant_id": grant_id, "domain": "hospital-a", "record_id": "rec-1", "grantee_msp": "HospitalBMSP",
+            "purpose": "treatment", "expires": expires, "revoked": revoked, "revoked_at": None}
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+def test_a_grant_is_read_as_it_stands_now(revoked):
+    gateway = FakeGateway(json.dumps(kept_grant(revoked=revoked)).encode())
+
+    found = LedgerAccessDecisions(gateway).grant("public", TX)
+
+    assert found == GrantStanding(TX, revoked, datetime(2031, 1, 1, tzinfo=timezone.utc))
+    assert gateway.calls == [("public", "medfabric", "consent", "evaluate GetGrant", (TX,))]
+
+
+def test_a_grant_not_on_the_ledger_is_none():
+    answer = f"chaincode response 500, grant {TX} not found"
+    gateway = FakeGateway(GatewayError(f"evaluate call to endorser returned error: {answer}"))
+
+    assert LedgerAccessDecisions(gateway).grant("public", TX) is None
+    assert len(gateway.calls) == 1  # a grant is not waited for: the decision that named it is already there
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        GatewayError("UNAVAILABLE: no peer"),
+        json.dumps(kept_grant(grant_id="cd" * 32)).encode(),
+        json.dumps(kept_grant(revoked="no")).encode(),
+        json.dumps(kept_grant(expires="2031-01-01T00:00:00")).encode(),
+        b"[]",
+    ],
+)
+def test_an_unusable_grant_answer_is_a_ledger_error(answer):
+    with pytest.raises(LedgerError, match="consent GetGrant on public"):
+        LedgerAccessDecisions(FakeGateway(answer)).grant("public", TX)
+
+
+@pytest.mark.parametrize("requester, channels", [(READER, ["public", "hospital-a-local"]),
+                                                  (Requester("HospitalAMSP", "x509::a::b"),
+                                                   ["hospital-a-local", "public"])])
+def test_what_follows_a_break_glass_decision_is_logged_flagged_on_both_tiers(requester, channels):
+    gateway = FakeGateway()
+
+    LedgerAuditSink(gateway, CONSORTIUM).log_access("deliver", "rec-1", "success", "decision x", requester, TX,
+                                                    break_glass=True)
+
+    assert [call[0] for call in gateway.calls] == channels
+    assert {call[4][0] for call in gateway.calls} == {json.dumps({
+        "action": "deliver", "outcome": "success", "reason": "decision x", "record_id": "rec-1",
+        "requester_msp": requester.msp_id, "requester_id": requester.id, "decision_tx": TX, "break_glass": True,
+    })}
 
 
 @pytest.mark.parametrize("requester, channel", [(READER, "public"), (Requester("HospitalAMSP", "x509::a::b"),
