@@ -33,10 +33,14 @@ class DataServiceClient:
         self.domain_id = domain_id
         self.base_url = base_url
         self._timeout_s = timeout_s
+        self._identity: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
-        """{msp_id, certificate_pem, key_id}: whom to wrap data keys for."""
-        return self._call("GET", "/identity")
+        """{msp_id, certificate_pem, key_id}: whom to wrap data keys for. Asked once per client (a put checks it
+        against the domain's CA every time all the same)."""
+        if self._identity is None:
+            self._identity = self._call("GET", "/identity")
+        return dict(self._identity)
 
     def store(self, body: dict[str, Any]) -> dict[str, Any]:
         """Body {statement (signed, action store), blob, wrapped_key}; {record_id, address}."""

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -30,6 +30,7 @@ class Session:
     domain: Domain
     user: str
     gateway: Gateway
+    _data_services: dict[str, DataServiceClient] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
     def credentials(self) -> ServiceIdentity:
@@ -66,9 +67,12 @@ class Session:
         return Anchors(self.gateway.get_network(self.public_channel), self.topology.chaincode.name)
 
     def data_service(self, domain_id: str) -> DataServiceClient:
-        """The data service of a domain, where the topology puts it."""
-        domain = self.topology.domain(domain_id)
-        return DataServiceClient(domain.id, f"http://{self.topology.host}:{domain.data_service_port}")
+        """The data service of a domain, where the topology puts it; one client per domain for the session's life."""
+        if domain_id not in self._data_services:
+            domain = self.topology.domain(domain_id)
+            self._data_services[domain_id] = DataServiceClient(
+                domain.id, f"http://{self.topology.host}:{domain.data_service_port}")
+        return self._data_services[domain_id]
 
     def ca_pems(self, msp_id: str) -> list[bytes]:
         return list(self.consortium.ca_pems.get(msp_id, ()))
