@@ -45,6 +45,7 @@ from .crypto import (
     wrap_key,
 )
 from .fabric_id import fabric_client_id
+from .refusal_budget import RefusalBudget
 from .service_identity import Consortium, ServiceIdentity
 from .service_ledger import ALLOW, AccessLedger, AuditSink, Decision, GrantStanding, LedgerError, Requester
 from .store import (
@@ -92,6 +93,7 @@ class RecordService:
         keys: KeyStore,
         ledger: AccessLedger,
         audit: AuditSink,
+        refusals: RefusalBudget | None = None,
     ):
         self._identity = identity
         self._consortium = consortium
@@ -99,6 +101,7 @@ class RecordService:
         self._keys = keys
         self._ledger = ledger
         self._audit = audit
+        self._refusals = refusals or RefusalBudget()
         self._seen = _SeenNonces(STATEMENT_MAX_AGE_S)
         self._records_lock = threading.Lock()  # store and erase against each other and against reads
 
@@ -295,6 +298,15 @@ class RecordService:
         return Reply(success.status, success.body, trail.requester_msp)
 
     def _report_failure(self, trail: _Trail, action: str, reason: str) -> None:
+        """Log a refusal or failure, within the requester's refusal budget (medfabric.refusal_budget)."""
+        requester = (trail.requester.msp_id, trail.requester.id) if trail.requester else None
+        unlogged = self._refusals.admit(requester)
+        if unlogged is None:
+            _log.warning("%s of record %s not logged on the ledger: too many refusals for %s", action,
+                         trail.record_id, trail.requester_msp or "unverified callers")
+            return
+        if unlogged:
+            reason = f"[{unlogged} earlier refusals of this requester over its budget not logged] {reason}"
         try:
             self._audit.log_access(action, trail.record_id, "failure", reason, trail.requester, trail.decision_tx,
                                    break_glass=trail.break_glass)

@@ -48,6 +48,7 @@ from medfabric.layout import NetworkLayout
 from medfabric.ledger_access import LedgerAccessDecisions
 from medfabric.record_service import RecordService, key_context
 from medfabric.service_identity import Consortium, ServiceIdentity
+from medfabric.refusal_budget import RefusalBudget
 from medfabric.service_ledger import AccessLedger, Decision, GrantStanding, LedgerError, Requester
 from medfabric.store import FileBlobStore, FileKeyStore
 from medfabric.topology import Topology, load_topology
@@ -235,12 +236,13 @@ def fetch_statement(user: ServiceIdentity, decision_tx: str, record_id: str = RE
 
 
 @contextlib.contextmanager
-def served(network: Network, users: Users, store_dir, ledger: AccessLedger) -> Iterator[Running]:
+def served(network: Network, users: Users, store_dir, ledger: AccessLedger,
+           refusals: RefusalBudget | None = None) -> Iterator[Running]:
     """hospital-a's RecordService over HTTP, storing in `store_dir`, deciding with `ledger`."""
     audit = RecordingAudit()
     service = RecordService(
         users.service, Consortium.from_layout(network.topology, network.layout, "hospital-a"),
-        FileBlobStore(store_dir / "blobs"), FileKeyStore(store_dir / "keys"), ledger, audit,
+        FileBlobStore(store_dir / "blobs"), FileKeyStore(store_dir / "keys"), ledger, audit, refusals,
     )
     server = DataServiceServer(service, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
@@ -466,6 +468,30 @@ def test_what_follows_a_break_glass_decision_is_audited_as_break_glass(running, 
     assert [(e.action, e.outcome, e.break_glass) for e in running.audit.entries[-2:]] == [
         ("deliver", "success", True), ("deliver", "failure", True)
     ]
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refusals_over_a_requesters_budget_are_counted_not_logged(network, users, tmp_path):
+    clock = ManualClock()
+    with served(network, users, tmp_path, FakeLedger(), RefusalBudget(burst=2, rate_per_s=1, clock=clock)) as run:
+        answers = [run.fetch(fetch_statement(users.reader, secrets.token_hex(32))) for _ in range(5)]
+        unverified = run.fetch({"statement": "garbage"})
+        clock.now = 1.0
+        later = run.fetch(fetch_statement(users.reader, secrets.token_hex(32)))
+
+    assert [answer.status for answer in answers] == [403] * 5  # every caller is answered all the same
+    assert unverified.status == 400 and later.status == 403
+    reasons = [(entry.requester, entry.reason) for entry in run.audit.entries]
+    reader = requester_of(users.reader)
+    assert [requester for requester, _ in reasons] == [reader, reader, None, reader]
+    assert reasons[3][1].startswith("[3 earlier refusals of this requester over its budget not logged] decision ")
 
 
 def test_a_decision_a_minute_old_still_opens_the_record(running, users, stored):
