@@ -19,6 +19,7 @@ from .cli_context import CliContext, channel_option, emit, identity_options
 from .cli_emr import emr
 from .errors import MedfabricError
 from .gateway import GatewayError
+from .service_identity import SERVICE_USER
 from .topology import TopologyError
 
 PLUGIN_GROUP = "medfabric.cli"
@@ -122,7 +123,8 @@ def bench_put(obj: CliContext, domain: str, user: str, channel: str, as_json: bo
 
 @cli.command("data-service")
 @click.option("--domain", required=True, help="The domain whose records the service keeps.")
-@click.option("--as", "user", default="Admin", show_default=True, help="The domain user whose key opens the data keys.")
+@click.option("--as", "user", default=SERVICE_USER, show_default=True,
+              help="The domain user the service acts as; its key opens the data keys.")
 @click.option("--port", type=int, help="Port (default: the domain's, from the topology).")
 @click.option("--store", type=click.Path(file_okay=False), help="Store folder (default: in the build folder).")
 @click.pass_obj

@@ -10,6 +10,7 @@ from .errors import MedfabricError
 from .gateway import Gateway, connect
 from .identity import load_msp_identity
 from .layout import NetworkLayout
+from .service_identity import SERVICE_USER
 from .topology import Topology, load_topology
 
 
@@ -31,8 +32,8 @@ def connect_as(
         if not matches:
             raise MedfabricError(f"domain {domain_id} has no peer '{peer_name}'")
         peer = matches[0]
-    if user != "Admin" and user not in domain.users:
-        known = ", ".join(("Admin",) + domain.users)
+    if user not in ("Admin", SERVICE_USER) and user not in domain.users:
+        known = ", ".join(("Admin", *domain.users, SERVICE_USER))
         raise MedfabricError(f"domain {domain_id} has no user '{user}' (known: {known})")
     msp_dir = layout.user_msp(domain, user)
     if not msp_dir.is_dir():

@@ -33,7 +33,7 @@ from .errors import MedfabricError
 from .layout import NetworkLayout
 from .ledger_access import LedgerAccessDecisions, LedgerAuditSink
 from .record_service import RecordService, Reply
-from .service_identity import Consortium, ServiceIdentity
+from .service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from .store import RECORD_ID, FileBlobStore, FileKeyStore
 from .topology import TopologyError, load_topology
 
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain", required=True, help="the domain whose records this service keeps")
     parser.add_argument("--port", type=int, help="port on the topology's host (default: the domain's)")
     parser.add_argument("--store", type=Path, help="store folder (default: <build>/data/data-service.<org domain>)")
-    parser.add_argument("--identity", default="Admin", help="the domain user whose key opens the stored data keys")
+    parser.add_argument("--identity", default=SERVICE_USER,
+                        help="the domain user the service acts as: its key opens the stored data keys")
     parser.add_argument("--topology", default=os.environ.get("MEDFABRIC_TOPOLOGY"),
                         help="consortium description (default: $MEDFABRIC_TOPOLOGY or network/topology.yaml)")
     parser.add_argument("--listen", help="address to bind (default: the topology's host; 0.0.0.0 in a container)")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         identity = ServiceIdentity.load(layout.user_msp(domain, args.identity), domain.msp_id)
         consortium = Consortium.from_layout(topology, layout, domain.id)
         store = args.store or layout.node_data(f"data-service.{domain.org_domain}")
-        gateway = connect_as(domain.id, "Admin", topology=topology, layout=layout)
+        gateway = connect_as(domain.id, args.identity, topology=topology, layout=layout)
     except (MedfabricError, TopologyError, OSError) as error:
         print(f"{parser.prog}: {error}", file=sys.stderr)
         return 2

@@ -13,6 +13,10 @@ from .identity import Signer, X509Identity, _find_private_key, load_msp_identity
 from .layout import NetworkLayout
 from .topology import Topology
 
+# Each domain's data service acts as this user of the domain (medfabric.role "data-service"), made beside Admin and
+# the topology's users: never the domain Admin, whose key could change the channels.
+SERVICE_USER = "data-service"
+
 
 @dataclass(frozen=True)
 class ServiceIdentity:

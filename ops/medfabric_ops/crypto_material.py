@@ -9,7 +9,8 @@ Fabric CA attributes (extension 1.2.3.4.5.6.7.8.1), which the chaincode reads:
         msp/{cacerts,tlscacerts}/, config.yaml       the org MSP; NodeOUs client, peer, admin, orderer
         peers/<host>/{msp,tls}/                      OU=peer; TLS server certificate for <host>, localhost, 127.0.0.1
         users/Admin@<org domain>/{msp,tls}/          OU=admin
-        users/<user>@<org domain>/{msp,tls}/         OU=client, one per user of the domain in the topology
+        users/<user>@<org domain>/{msp,tls}/         OU=client, one per user of the domain in the topology, and
+                                                     data-service, the identity of the domain's data service
     crypto/ordererOrganizations/orderer.<org domain>/
         ...                                          the same, with orderers/<host>/ (OU=orderer) and the Admin
 
@@ -42,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from medfabric.layout import NetworkLayout
+from medfabric.service_identity import SERVICE_USER
 from medfabric.topology import Domain, Topology
 
 VALIDITY = timedelta(days=3650)
@@ -104,7 +106,8 @@ def generate_crypto(topology: Topology, layout: NetworkLayout) -> None:
 def _peer_org(layout: NetworkLayout, domain: Domain) -> _Org:
     peers = [_Member(layout.peer_dir(domain, peer), peer.host_name, "peer") for peer in domain.peers]
     users = [_user(layout.user_dir(domain, "Admin"), domain, domain.org_domain, "Admin")]
-    users += [_user(layout.user_dir(domain, user), domain, domain.org_domain, user) for user in domain.users]
+    users += [_user(layout.user_dir(domain, user), domain, domain.org_domain, user)
+              for user in (*domain.users, SERVICE_USER)]
     return _Org(layout.peer_org(domain), domain.org_domain, (*peers, *users))
 
 

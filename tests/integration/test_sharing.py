@@ -577,6 +577,7 @@ def test_break_glass_by_a_doctor_is_decided_logged_on_both_tiers_and_flagged(liv
     for owner_tier in (live.public, live.owner.local_channel):  # the owner's service logs its delivery on both
         [delivered] = logged(owner, owner_tier, record_id, lambda e: e["action"] == "deliver", "the delivery")
         assert delivered["flagged"] and delivered["actor_msp"] == live.owner.msp_id
+        assert delivered["actor_role"] == "data-service"  # the service's own identity, never the domain Admin
         assert (delivered["requester_msp"], delivered["decision_tx"]) == (live.third.msp_id, result["decision_tx"])
     with pytest.raises(AccessDenied, match="break-glass refused: medfabric.role is researcher"):
         emergency_read(live.session(live.third, "researcher"), record_id, "curious", tmp_path / "refused.json")

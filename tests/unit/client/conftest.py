@@ -3,7 +3,7 @@
 `consortium` gives the default topology's three domains with a FakeFabric (the
 real chaincode, a world state per channel) and each domain's real data service
 (RecordService over HTTP on 127.0.0.1, its ledger adapters on the fake Fabric as
-the domain's Admin), at the ports a topology file written for the test says.
+the domain's data-service user), at the ports a topology file written for the test says.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from medfabric.data_service import DataServiceServer
 from medfabric.layout import NetworkLayout
 from medfabric.ledger_access import LedgerAccessDecisions, LedgerAuditSink
 from medfabric.record_service import RecordService
-from medfabric.service_identity import Consortium, ServiceIdentity
+from medfabric.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.session import Session
 from medfabric.store import FileBlobStore, FileKeyStore
 from medfabric.topology import DEFAULT_TOPOLOGY, PORT_PLAN, Topology, load_topology
@@ -103,9 +103,9 @@ def _record_service(fabric: FakeFabric, domain_id: str, store: Path) -> RecordSe
     topology, layout = fabric.topology, fabric.layout
     domain = topology.domain(domain_id)
     members = Consortium.from_layout(topology, layout, domain_id)
-    gateway = fabric.connect_as(domain_id, "Admin")
+    gateway = fabric.connect_as(domain_id, SERVICE_USER)
     return RecordService(
-        ServiceIdentity.load(layout.user_msp(domain, "Admin"), domain.msp_id), members,
+        ServiceIdentity.load(layout.user_msp(domain, SERVICE_USER), domain.msp_id), members,
         FileBlobStore(store / "blobs"), FileKeyStore(store / "keys"),
         LedgerAccessDecisions(gateway, propagation_wait=0), LedgerAuditSink(gateway, members),
     )

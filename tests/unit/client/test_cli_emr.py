@@ -181,7 +181,7 @@ def test_data_service_runs_the_services_main_with_the_same_settings(consortium, 
     result = medfabric("data-service", "--domain", "hospital-b", "--port", "0")
 
     assert result.exit_code == 2
-    assert calls == [["--domain", "hospital-b", "--identity", "Admin", "--port", "0",
+    assert calls == [["--domain", "hospital-b", "--identity", "data-service", "--port", "0",
                       "--topology", str(consortium.topology_file)]]
 
 

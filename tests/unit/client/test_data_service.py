@@ -47,7 +47,7 @@ from medfabric.identity import X509Identity, ecdsa_signer
 from medfabric.layout import NetworkLayout
 from medfabric.ledger_access import LedgerAccessDecisions
 from medfabric.record_service import RecordService, key_context
-from medfabric.service_identity import Consortium, ServiceIdentity
+from medfabric.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.refusal_budget import RefusalBudget
 from medfabric.service_ledger import AccessLedger, Decision, GrantStanding, LedgerError, Requester
 from medfabric.store import FileBlobStore, FileKeyStore
@@ -89,7 +89,7 @@ def network(tmp_path_factory) -> Network:
 
 @dataclass(frozen=True)
 class Users:
-    service: ServiceIdentity  # hospital-a's Admin, as the data service
+    service: ServiceIdentity  # hospital-a's data-service user
     owner: ServiceIdentity  # hospital-a's doctor
     colleague: ServiceIdentity  # hospital-a's researcher
     reader: ServiceIdentity  # hospital-b's doctor
@@ -99,7 +99,7 @@ class Users:
 @pytest.fixture(scope="module")
 def users(network) -> Users:
     return Users(
-        network.user("hospital-a", "Admin"), network.user("hospital-a", "doctor"),
+        network.user("hospital-a", SERVICE_USER), network.user("hospital-a", "doctor"),
         network.user("hospital-a", "researcher"), network.user("hospital-b", "doctor"),
         network.user("hospital-b", "researcher"),
     )

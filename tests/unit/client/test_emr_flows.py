@@ -319,7 +319,8 @@ def test_break_glass_by_a_doctor_is_decided_logged_on_both_tiers_and_flagged(con
     assert (noted["action"], noted["flagged"], noted["decision_tx"]) == ("request", True, result["decision_tx"])
     for owner_tier in ("public", "hospital-a-local"):  # the owner's service: its delivery, flagged on both tiers
         [delivered] = entries_of(consortium, owner_tier, record_id, "deliver")
-        assert delivered["flagged"] and delivered["actor_msp"] == "HospitalAMSP"
+        assert delivered["flagged"] and (delivered["actor_msp"], delivered["actor_role"]) == ("HospitalAMSP",
+                                                                                             "data-service")
         assert (delivered["requester_msp"], delivered["decision_tx"]) == ("HospitalCMSP", result["decision_tx"])
 
 

@@ -147,7 +147,7 @@ def test_nodes_have_an_enrollment_certificate_and_a_tls_server_certificate(topol
 def test_users_carry_their_node_ou_and_fabric_ca_attributes(topology, generated):
     for domain in topology.domains:
         ca, tlsca = authorities(generated.peer_org(domain), domain.org_domain)
-        for user, role in [("Admin", "admin"), *((u, u) for u in domain.users)]:
+        for user, role in [("Admin", "admin"), *((u, u) for u in domain.users), ("data-service", "data-service")]:
             msp = generated.user_msp(domain, user)
             signcert = certificate(msp / "signcerts" / f"{user}@{domain.org_domain}-cert.pem")
             assert_issued_by(signcert, ca)
@@ -222,7 +222,7 @@ def test_a_new_user_and_peer_are_added_under_the_existing_cas_leaving_the_rest_a
 
 def test_an_interrupted_run_leaves_nothing_half_written(topology, layout, monkeypatch, tmp_path):
     issue = crypto_material._issue
-    successes_left = [11]  # the peer org of hospital-a takes 10 certificates, then its orderer org starts
+    successes_left = [13]  # the peer org of hospital-a takes 12 certificates, then its orderer org starts
 
     def interrupted_issue(*args, **kwargs):
         if successes_left[0] == 0:
