@@ -116,8 +116,11 @@ class FakeFabric:
         self._server.stop(0)
 
     def execute(self, caller: Caller, channel_name: str, chaincode: str, function: str,
-                arguments: Iterable[str | bytes], *, commit: bool) -> tuple[TxResult, int]:
-        """Run one transaction as the caller; its result and the block it committed in (0 for an evaluation)."""
+                arguments: Iterable[str | bytes], *, commit: bool, **proposal: object) -> tuple[TxResult, int]:
+        """Run one transaction as the caller; its result and the block it committed in (0 for an evaluation).
+
+        `proposal` may give the client's own nonce, timestamp and transient data (FakePeer.invoke's options), so
+        that the chaincode sees the client's transaction id; by default the peer makes them, at `clock` time."""
         refused = EndorseError if commit else GatewayError
         channel = self._channels.get(channel_name)
         if channel is None:
@@ -131,9 +134,10 @@ class FakeFabric:
         if commit and (channel_name, function) in self._refused:
             raise SubmitError("no orderer answered", grpc_code=grpc.StatusCode.UNAVAILABLE)
         with channel.lock:
+            options = {"timestamp": self.clock.now(), **proposal}
             result = channel.peer.invoke(
                 function, *arguments, channel=channel_name, creator=caller.creator, signer=caller.key,
-                timestamp=self.clock.now(), commit=commit,
+                commit=commit, **options,
             )
             failed = result.kind != "COMPLETED" or result.status >= 400
             if commit and not failed:
