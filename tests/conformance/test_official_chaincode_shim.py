@@ -43,7 +43,6 @@ pytestmark = pytest.mark.timeout(60)
 Msg = chaincode_shim_pb2.ChaincodeMessage
 
 NODE_DIR = Path(__file__).parent / "chaincode_node"
-SHIM_CLI = NODE_DIR / "node_modules" / "fabric-shim" / "cli.js"
 CHAINCODE_ID = "probe_1.0:0123abcd"
 MSP_ID = "HospitalAMSP"
 STARTUP_SECONDS = 20.0
@@ -59,26 +58,27 @@ ISSUER = {"node": "/C=US/O=hospital-a/CN=ca", "runtime": "CN=ca,O=hospital-a,C=U
 # The Node chaincode server -----------------------------------------------------------------------
 
 
-def _install() -> str | None:
-    """Installs the pinned packages if needed; returns why the module must be skipped, or None."""
+def _install(node_dir: Path = NODE_DIR) -> str | None:
+    """Installs the pinned packages of `node_dir` if needed; returns why the module must be skipped, or None."""
     if shutil.which("node") is None:
         return "node is not installed"
-    if (NODE_DIR / "node_modules").is_dir():
+    if (node_dir / "node_modules").is_dir():
         return None
+    where = node_dir.relative_to(Path(__file__).parents[2])
     npm = shutil.which("npm")
     if npm is None:
-        return "npm is not installed (needed once, to install tests/conformance/chaincode_node/node_modules)"
+        return f"npm is not installed (needed once, to install {where}/node_modules)"
     try:
         done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True, text=True, timeout=300
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=node_dir, capture_output=True, text=True, timeout=300
         )
     except subprocess.TimeoutExpired:
-        return "`npm ci` in tests/conformance/chaincode_node took more than 300 s"
+        return f"`npm ci` in {where} took more than 300 s"
     if done.returncode != 0:
-        shutil.rmtree(NODE_DIR / "node_modules", ignore_errors=True)  # let the next run try again
+        shutil.rmtree(node_dir / "node_modules", ignore_errors=True)  # let the next run try again
         lines = (done.stderr or done.stdout).strip().splitlines()
         tail = " | ".join([line for line in lines if "npm error" in line][:3] or lines[-3:])
-        return f"`npm ci` in tests/conformance/chaincode_node failed ({done.returncode}): {tail}"
+        return f"`npm ci` in {where} failed ({done.returncode}): {tail}"
     return None
 
 
@@ -96,9 +96,10 @@ def _free_port() -> int:
 
 
 class NodeChaincode:
-    """`fabric-chaincode-node server` with probe_contract.js, plaintext, on a free local port."""
+    """`fabric-chaincode-node server` of the package in `node_dir` (probe_contract.js by default), plaintext, on a
+    free local port."""
 
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, node_dir: Path = NODE_DIR, chaincode_id: str = CHAINCODE_ID):
         self.log_path = log_path
         self.port = _free_port()
         # yargs reads CORE_* variables as options (TLS files among them): start from a clean slate.
@@ -106,16 +107,16 @@ class NodeChaincode:
         env["CORE_CHAINCODE_LOGGING_LEVEL"] = "info"
         command = [
             shutil.which("node") or "node",
-            str(SHIM_CLI),
+            str(node_dir / "node_modules" / "fabric-shim" / "cli.js"),
             "server",
             "--chaincode-address",
             f"127.0.0.1:{self.port}",
             "--chaincode-id",
-            CHAINCODE_ID,
+            chaincode_id,
         ]
         with open(log_path, "wb") as log:
-            # cwd: --module-path defaults to it, and package.json "main" is probe_contract.js.
-            self.process = subprocess.Popen(command, cwd=NODE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # cwd: --module-path defaults to it, and package.json "main" names the contract module.
+            self.process = subprocess.Popen(command, cwd=node_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_until_listening()
 
     def _wait_until_listening(self) -> None:
