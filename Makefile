@@ -1,6 +1,7 @@
 # MedFabric: one-command set-up, consortium life cycle, tests.
 #   make demo   sets up what is missing, brings the consortium up, runs the EMR sharing demo
 #   make test   unit tests, then integration tests against a real consortium they start and stop
+#   make bench  Caliper benchmarks of the running consortium (SUITE=, ROUNDS=, PROFILE=)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,14 +10,22 @@ OPS := $(BIN)/python -m medfabric_ops
 MODE ?= native
 TOPOLOGY ?= network/topology.yaml
 PYTEST_ARGS ?=
-# Node workspaces the tests use: dclint and the Compose schema, and the official
-# Fabric Gateway client and chaincode shim that check our fakes speak the protocol.
-NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode_node
+# Tuning profile of network/topology.yaml (low-latency, high-throughput); empty: the file's own values.
+PROFILE ?=
+PROFILE_FLAG := $(if $(PROFILE),--profile $(PROFILE))
+SUITE ?= default
+ROUNDS ?=
+# Node workspaces the tests use: dclint and the Compose schema, the official
+# Fabric Gateway client and chaincode shim that check our fakes speak the protocol,
+# Caliper (its runner is tested against the fake Gateway) and the Node baseline chaincode.
+NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode_node caliper caliper/baseline
 
-.PHONY: help setup venv node-deps up down status logs clean demo test unit integration render
+.PHONY: help setup venv node-deps baseline-deps bench-deps up down status logs clean demo test unit integration \
+	render bench bench-report
 
 help:
-	@echo "make demo | test | setup | up | down | status | logs | clean   (MODE=native|docker)"
+	@echo "make demo | test | setup | up | down | status | logs | clean   (MODE=native|docker, PROFILE=NAME)"
+	@echo "make bench [SUITE=default] [ROUNDS=N] [PROFILE=NAME] | bench-report"
 
 venv: $(VENV)/.installed
 
@@ -27,13 +36,31 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 setup: venv
-	$(OPS) setup --mode $(MODE) --topology $(TOPOLOGY)
+	$(OPS) setup --mode $(MODE) --topology $(TOPOLOGY) $(PROFILE_FLAG)
 
 render: venv
-	$(OPS) render --topology $(TOPOLOGY)
+	$(OPS) render --topology $(TOPOLOGY) $(PROFILE_FLAG)
 
-up: setup
-	$(OPS) up --mode $(MODE) --topology $(TOPOLOGY)
+up: setup baseline-deps
+	$(OPS) up --mode $(MODE) --topology $(TOPOLOGY) $(PROFILE_FLAG)
+
+# The Node baseline chaincode's packages, when npm is there; without them `up` skips the baseline, saying so.
+baseline-deps:
+	@if [ -f caliper/baseline/package-lock.json ] && [ ! -d caliper/baseline/node_modules ] \
+	  && command -v npm >/dev/null; then \
+	  (cd caliper/baseline && npm ci --no-audit --no-fund --loglevel=error) || true; \
+	fi
+
+bench-deps:
+	@command -v npm >/dev/null || { echo "npm not found: Caliper needs Node.js 20 and npm"; exit 1; }
+	@[ -d caliper/node_modules ] || (cd caliper && npm ci --no-audit --no-fund --loglevel=error)
+
+# Caliper on the running consortium (make up first); results in build/bench/<UTC time>-<SUITE>/.
+bench: venv bench-deps
+	$(OPS) bench --topology $(TOPOLOGY) --suite $(SUITE) $(if $(ROUNDS),--rounds $(ROUNDS)) $(PROFILE_FLAG)
+
+bench-report: venv
+	$(BIN)/medfabric bench report
 
 down: venv
 	$(OPS) down --mode $(MODE) --topology $(TOPOLOGY)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .bench_report import report as bench_report
 from .cli_audit import audit
 from .cli_context import CliContext, channel_option, emit, identity_options
 from .cli_emr import emr
@@ -119,6 +120,9 @@ def bench_put(obj: CliContext, domain: str, user: str, channel: str, as_json: bo
          f"({result.concurrency} concurrent, {result.seconds} s)")
     if result.failed or result.read_back != result.count:
         sys.exit(1)
+
+
+bench.add_command(bench_report)
 
 
 @cli.command("data-service")

@@ -23,6 +23,27 @@ def default_build_dir() -> Path:
     return Path(env).resolve() if env else PROJECT_ROOT / "build" / "network"
 
 
+def default_bench_dir(build_dir: Path | None = None) -> Path:
+    """Where benchmark runs are kept: $MEDFABRIC_BENCH_DIR, else `bench` beside the network's build folder
+    (build/bench). Outside the network's folder, so `clean` never deletes results."""
+    env = os.environ.get("MEDFABRIC_BENCH_DIR")
+    if env:
+        return Path(env).resolve()
+    return (build_dir or default_build_dir()).parent / "bench"
+
+
+LATEST_RUN = "latest"  # in the bench folder: a symbolic link to the newest run's folder
+
+
+def latest_bench_run(bench_dir: Path | None = None) -> Path:
+    """The newest benchmark run's folder (what `latest` points at); FileNotFoundError if there is none."""
+    bench_dir = bench_dir or default_bench_dir()
+    latest = bench_dir / LATEST_RUN
+    if not latest.exists():
+        raise FileNotFoundError(f"no benchmark run in {bench_dir} (run `make bench` first)")
+    return latest.resolve()
+
+
 @dataclass(frozen=True)
 class NetworkLayout:
     root: Path
@@ -86,8 +107,26 @@ class NetworkLayout:
     def genesis_block(self, channel: str) -> Path:
         return self.root / "channel-artifacts" / f"{channel}.block"
 
-    def chaincode_package(self, domain: Domain) -> Path:
-        return self.root / "chaincode" / domain.id / "package.tar.gz"
+    def chaincode_package(self, domain: Domain, chaincode: str | None = None) -> Path:
+        """The domain's package of the application chaincode, or of the chaincode named `chaincode`."""
+        name = "package.tar.gz" if chaincode is None else f"{chaincode}.tar.gz"
+        return self.root / "chaincode" / domain.id / name
+
+    @property
+    def caliper_network_config(self) -> Path:
+        """Caliper's network configuration (rendered from the topology)."""
+        return self.config / "caliper" / "network.yaml"
+
+    @property
+    def tuning_record(self) -> Path:
+        """The tuning profile and ordering settings the channels were created with."""
+        return self.root / "channel-artifacts" / "tuning.json"
+
+    def user_signcert(self, domain: Domain, user: str) -> Path:
+        return self.user_msp(domain, user) / "signcerts" / f"{user}@{domain.org_domain}-cert.pem"
+
+    def user_private_key(self, domain: Domain, user: str) -> Path:
+        return self.user_msp(domain, user) / "keystore" / "priv_sk"
 
     def connection_profile(self, domain: Domain) -> Path:
         """The domain's common connection profile (JSON), for SDKs and Caliper."""

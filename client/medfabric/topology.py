@@ -7,6 +7,12 @@ a `Topology`; the client uses it to find gateway peers and identities.
     >>> topo = load_topology("network/topology.yaml")
     >>> topo.channel("public").peers[0].address
     '127.0.0.1:7100'
+    >>> load_topology(profile="low-latency").public_channel.ordering.batch_timeout_ms
+    20
+
+Tuning knobs (ordering batch sizes and intervals, SmartBFT options, the
+peers' Gateway concurrency limit) have the values written in the file; a
+named profile of its `profiles:` section overrides some of them.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "network" / "topology.y
 PORT_PLAN = {
     "peer": (100, 10),  # first block offset, block size: listen, chaincode, operations
     "orderer": (400, 10),  # listen (also cluster), admin, operations
-    "chaincode": (800, 1),  # one chaincode server per domain
+    # One block per chaincode (the application's, then the baseline's), one server per domain in each.
+    "chaincode": (800, 50),
     "data_service": (900, 1),  # one off-chain data service per domain
 }
 
@@ -40,6 +47,12 @@ _DURATION = re.compile(r"^(\d+)(ms|s)$")
 _CHAINCODE_NAME = re.compile(r"^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$")
 _CHAINCODE_VERSION = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _CONSENSUS = ("raft", "bft")
+_PROFILE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+DEFAULT_PROFILE = "default"  # the values written in the file, outside `profiles:`
+# What a profile may set: the tuning knobs, by section.
+_CHANNEL_KNOBS = ("batch_timeout", "max_message_count", "smartbft")
+_SMARTBFT_KNOBS = ("request_pool_size", "incoming_message_buffer_size")
+_GATEWAY_KNOBS = ("concurrency",)
 
 
 class TopologyError(ValueError):
@@ -115,10 +128,19 @@ class Domain:
 
 
 @dataclass(frozen=True)
+class SmartBFTOptions:
+    """The SmartBFT options worth tuning (the rest are fixed in ops' configtx rendering)."""
+
+    request_pool_size: int = 100_000  # requests a consenter holds before new submits wait
+    incoming_message_buffer_size: int = 200  # consensus messages from other consenters held before processing
+
+
+@dataclass(frozen=True)
 class Ordering:
     consensus: str
-    batch_timeout_ms: int
-    max_message_count: int
+    batch_timeout_ms: int  # raft: BatchTimeout; bft: also SmartBFT RequestBatchMaxInterval, the one it uses
+    max_message_count: int  # BatchSize.MaxMessageCount (bft: also RequestBatchMaxCount)
+    smartbft: SmartBFTOptions | None = None  # bft only
 
 
 @dataclass(frozen=True)
@@ -133,9 +155,29 @@ class Channel:
 
 @dataclass(frozen=True)
 class Chaincode:
+    """A chaincode deployed as a service on every channel, one server per domain.
+
+    role "application" is medfabric's own (Python, medfabric-chaincode); role "baseline" is the same
+    index-write contract in Node on Fabric's official shim, for benchmarks.
+    """
+
     name: str
     version: str
     sequence: int
+    role: str = "application"
+    first_port: int = 0  # the server of the i-th domain listens on first_port + i
+
+    @property
+    def runtime(self) -> str:
+        return "node" if self.role == "baseline" else "python"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The tuning knobs in force, and the profile they come from."""
+
+    profile: str
+    gateway_concurrency: int  # core.yaml peer.limits.concurrency.gatewayService
 
 
 @dataclass(frozen=True)
@@ -147,8 +189,20 @@ class Topology:
     dns_suffix: str
     domains: tuple[Domain, ...]
     channels: tuple[Channel, ...]
-    chaincode: Chaincode
+    chaincode: Chaincode  # the application's chaincode
     source: Path | None = None
+    baseline: Chaincode | None = None  # the Node baseline, when the topology deploys it
+    tuning: Tuning = Tuning(DEFAULT_PROFILE, 500)
+    profiles: tuple[str, ...] = ()  # the profile names the file defines
+
+    @property
+    def chaincodes(self) -> tuple[Chaincode, ...]:
+        """Every chaincode deployed on every channel: the application's first."""
+        return (self.chaincode, self.baseline) if self.baseline else (self.chaincode,)
+
+    def chaincode_port(self, chaincode: Chaincode, domain: Domain) -> int:
+        """Where the domain's server of `chaincode` listens."""
+        return chaincode.first_port + self.domains.index(domain)
 
     def domain(self, domain_id: str) -> Domain:
         for domain in self.domains:
@@ -187,6 +241,8 @@ class Topology:
         ports: dict[str, int] = {}
         for domain in self.domains:
             ports[f"{domain.id}:chaincode"] = domain.chaincode_port
+            if self.baseline:
+                ports[f"{domain.id}:chaincode:{self.baseline.name}"] = self.chaincode_port(self.baseline, domain)
             ports[f"{domain.id}:data-service"] = domain.data_service_port
             for peer in domain.peers:
                 ports[f"{peer.host_name}:listen"] = peer.listen_port
@@ -199,8 +255,9 @@ class Topology:
         return ports
 
 
-def load_topology(path: str | Path | None = None) -> Topology:
-    """Read and validate a topology file (default: network/topology.yaml)."""
+def load_topology(path: str | Path | None = None, profile: str | None = None) -> Topology:
+    """Read and validate a topology file (default: network/topology.yaml), with the tuning of `profile`
+    (default: the values written outside `profiles:`)."""
     path = Path(path) if path else DEFAULT_TOPOLOGY
     try:
         raw = yaml.safe_load(path.read_text())
@@ -209,13 +266,14 @@ def load_topology(path: str | Path | None = None) -> Topology:
     except yaml.YAMLError as exc:
         raise TopologyError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from None
     try:
-        return parse_topology(raw, source=path)
+        return parse_topology(raw, source=path, profile=profile)
     except TopologyError as exc:
         raise TopologyError(f"{path.name}: {exc}") from None
 
 
-def parse_topology(raw: Any, source: Path | None = None) -> Topology:
-    """Build a Topology from the YAML document's data, validating every field."""
+def parse_topology(raw: Any, source: Path | None = None, profile: str | None = None) -> Topology:
+    """Build a Topology from the YAML document's data, validating every field (those of every profile too);
+    `profile` names the profile whose tuning applies (None or "default": the file's own values)."""
     doc = _Fields(raw, "")
     name = doc.text("name", pattern=_NODE_NAME)
     fabric_version = doc.text("fabric_version", pattern=re.compile(r"^3\.\d+\.\d+$"))
@@ -230,16 +288,31 @@ def parse_topology(raw: Any, source: Path | None = None) -> Topology:
     local_doc = channels_doc.mapping("local")
     public_doc = channels_doc.mapping("public")
     chaincode_doc = doc.mapping("chaincode")
+    baseline_doc = doc.optional_mapping("baseline")
+    gateway_doc = doc.optional_mapping("peer_gateway")
+    profiles = _parse_profiles(doc.optional_mapping("profiles"))
     doc.reject_unknown()
+    if profile not in (None, DEFAULT_PROFILE, *profiles):
+        known = ", ".join([DEFAULT_PROFILE, *profiles])
+        raise TopologyError(f"profiles: no profile '{profile}' (known: {known})")
 
     domains = _parse_domains(domain_entries, host, base_port, dns_suffix)
     _reject_duplicates([d.msp_id for d in domains], "domains[].msp_id")
 
-    local_ordering = _parse_ordering(local_doc, default="raft")
+    # Every profile is checked against the file's values, whichever is chosen: a typo fails early.
+    chosen: dict[str, Any] = {}
+    for profile_name, overlay in [(DEFAULT_PROFILE, None), *profiles.items()]:
+        tuning = {
+            "local": _parse_ordering(_layered(local_doc, overlay, "channels", "local"), default="raft"),
+            "public": _parse_ordering(_layered(public_doc, overlay, "channels", "public"), default="bft"),
+            "gateway": _parse_gateway(_layered(gateway_doc, overlay, "peer_gateway")),
+        }
+        if profile_name == (profile or DEFAULT_PROFILE):
+            chosen = tuning
+    local_ordering, public_ordering = chosen["local"], chosen["public"]
     orderers_per_domain = local_doc.integer("orderers_per_domain", minimum=1, maximum=9, default=1)
     local_doc.reject_unknown()
     public_name = public_doc.text("name", pattern=_CHANNEL_NAME, default="public")
-    public_ordering = _parse_ordering(public_doc, default="bft")
     public_orderer_count = public_doc.integer("orderers", minimum=1, maximum=31)
     public_doc.reject_unknown()
     if public_ordering.consensus == "bft" and public_orderer_count < 4:
@@ -276,12 +349,14 @@ def parse_topology(raw: Any, source: Path | None = None) -> Topology:
         )
     )
 
-    chaincode = Chaincode(
-        name=chaincode_doc.text("name", pattern=_CHAINCODE_NAME),
-        version=chaincode_doc.text("version", pattern=_CHAINCODE_VERSION),
-        sequence=chaincode_doc.integer("sequence", minimum=1, maximum=1_000_000),
-    )
-    chaincode_doc.reject_unknown()
+    chaincode = _parse_chaincode(chaincode_doc, "application", _chaincode_block(base_port, 0))
+    baseline = None
+    if baseline_doc is not None and baseline_doc.boolean("enabled", default=True):
+        baseline = _parse_chaincode(baseline_doc, "baseline", _chaincode_block(base_port, 1))
+        if baseline.name == chaincode.name:
+            raise TopologyError(f"baseline.name: '{baseline.name}' is already the application chaincode's name")
+    elif baseline_doc is not None:
+        baseline_doc.ignore_rest()  # disabled: its other fields are kept for later, unchecked
 
     topology = Topology(
         name=name,
@@ -293,13 +368,73 @@ def parse_topology(raw: Any, source: Path | None = None) -> Topology:
         channels=tuple(channels),
         chaincode=chaincode,
         source=source,
+        baseline=baseline,
+        tuning=Tuning(profile or DEFAULT_PROFILE, chosen["gateway"]),
+        profiles=tuple(profiles),
     )
     ports = topology.ports()
     if max(ports.values()) > 65535:
         raise TopologyError("base_port: too high, derived ports pass 65535")
     if len(set(ports.values())) != len(ports):
-        raise TopologyError("domains: too many peers or orderers, their derived port blocks overlap")
+        raise TopologyError("domains: too many peers, orderers or domains, their derived port blocks overlap")
     return topology
+
+
+def _chaincode_block(base_port: int, index: int) -> int:
+    offset, size = PORT_PLAN["chaincode"]
+    return base_port + offset + size * index
+
+
+def _parse_chaincode(fields: "_Fields", role: str, first_port: int) -> Chaincode:
+    chaincode = Chaincode(
+        name=fields.text("name", pattern=_CHAINCODE_NAME),
+        version=fields.text("version", pattern=_CHAINCODE_VERSION),
+        sequence=fields.integer("sequence", minimum=1, maximum=1_000_000),
+        role=role,
+        first_port=first_port,
+    )
+    fields.reject_unknown()
+    return chaincode
+
+
+def _parse_profiles(fields: "_Fields | None") -> dict[str, "_Fields"]:
+    """Each profile's mapping, checked to hold tuning knobs only."""
+    if fields is None:
+        return {}
+    profiles: dict[str, _Fields] = {}
+    for name in fields.keys():
+        if not isinstance(name, str) or not _PROFILE_NAME.match(name) or name == DEFAULT_PROFILE:
+            raise TopologyError(f"{fields.at(str(name))}: a profile name must match {_PROFILE_NAME.pattern} "
+                                f"and not be '{DEFAULT_PROFILE}'")
+        profile = fields.mapping(name)
+        profile.only(("channels", "peer_gateway"), "a profile sets tuning knobs only")
+        channels = profile.optional_mapping("channels")
+        if channels is not None:
+            channels.only(("local", "public"), "a profile tunes the local and public channels")
+            for kind in ("local", "public"):
+                section = channels.optional_mapping(kind)
+                if section is not None:
+                    section.only(_CHANNEL_KNOBS, "a profile sets only " + ", ".join(_CHANNEL_KNOBS))
+                    smartbft = section.optional_mapping("smartbft")
+                    if smartbft is not None:
+                        smartbft.only(_SMARTBFT_KNOBS, "a profile sets only " + ", ".join(_SMARTBFT_KNOBS))
+        gateway = profile.optional_mapping("peer_gateway")
+        if gateway is not None:
+            gateway.only(_GATEWAY_KNOBS, "a profile sets only " + ", ".join(_GATEWAY_KNOBS))
+        profiles[name] = profile
+    return profiles
+
+
+def _layered(base: "_Fields | None", profile: "_Fields | None", *path: str) -> "_Fields":
+    """The section at `path` with the profile's values over the file's (errors name where a value was read)."""
+    overlay = profile
+    for key in path:
+        overlay = overlay.optional_mapping(key, mark=False) if overlay is not None else None
+    return _Overlay(base if base is not None else _Fields({}, ".".join(path)), overlay)
+
+
+def _parse_gateway(fields: "_Fields") -> int:
+    return fields.integer("concurrency", minimum=1, maximum=100_000, default=500)
 
 
 def _parse_domains(entries: list["_Fields"], host: str, base_port: int, dns_suffix: str) -> list[Domain]:
@@ -351,15 +486,26 @@ def _parse_ordering(fields: "_Fields", default: str) -> Ordering:
     consensus = fields.text("consensus", default=default)
     if consensus not in _CONSENSUS:
         raise TopologyError(f"{fields.at('consensus')}: must be one of {', '.join(_CONSENSUS)}")
-    timeout = fields.text("batch_timeout", default="250ms")
-    match = _DURATION.match(timeout)
-    if not match:
-        raise TopologyError(f"{fields.at('batch_timeout')}: must be a duration like 250ms or 2s")
-    timeout_ms = int(match.group(1)) * (1000 if match.group(2) == "s" else 1)
-    if not 1 <= timeout_ms <= 60_000:
-        raise TopologyError(f"{fields.at('batch_timeout')}: must be between 1ms and 60s")
+    timeout_ms = fields.duration_ms("batch_timeout", default="250ms", maximum_ms=60_000)
     count = fields.integer("max_message_count", minimum=1, maximum=100_000, default=100)
-    return Ordering(consensus, timeout_ms, count)
+    smartbft_doc = fields.optional_mapping("smartbft")
+    smartbft = None
+    if consensus == "bft":
+        smartbft_doc = smartbft_doc or _Fields({}, fields.at("smartbft"))
+        smartbft = SmartBFTOptions(
+            request_pool_size=smartbft_doc.integer("request_pool_size", minimum=1, maximum=10_000_000,
+                                                   default=SmartBFTOptions.request_pool_size),
+            incoming_message_buffer_size=smartbft_doc.integer(
+                "incoming_message_buffer_size", minimum=1, maximum=1_000_000,
+                default=SmartBFTOptions.incoming_message_buffer_size),
+        )
+        smartbft_doc.reject_unknown()
+        if smartbft.request_pool_size < count:
+            raise TopologyError(f"{smartbft_doc.at('request_pool_size')}: must hold at least one batch "
+                                f"(max_message_count {count})")
+    elif smartbft_doc is not None:
+        raise TopologyError(f"{fields.at('smartbft')}: only for consensus bft")
+    return Ordering(consensus, timeout_ms, count, smartbft)
 
 
 def _orderer(name: str, domain: Domain, channel: str, consenter_id: int, index: int, host: str, base_port: int) -> Orderer:
@@ -434,8 +580,45 @@ class _Fields:
         _reject_duplicates(value, self.at(key))
         return tuple(value)
 
+    def duration_ms(self, key: str, default: str, maximum_ms: int) -> int:
+        """A duration like 250ms or 2s, in milliseconds."""
+        match = _DURATION.match(self.text(key, default=default))
+        if not match:
+            raise TopologyError(f"{self.at(key)}: must be a duration like 250ms or 2s")
+        value = int(match.group(1)) * (1000 if match.group(2) == "s" else 1)
+        if not 1 <= value <= maximum_ms:
+            raise TopologyError(f"{self.at(key)}: must be between 1ms and {maximum_ms // 1000}s")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise TopologyError(f"{self.at(key)}: must be true or false")
+        return value
+
     def mapping(self, key: str) -> "_Fields":
         return _Fields(self._get(key, _REQUIRED), self.at(key))
+
+    def optional_mapping(self, key: str, mark: bool = True) -> "_Fields | None":
+        """The mapping at `key`, or None where there is none. (mark=False: reading it does not count as
+        having read the key, for reject_unknown.)"""
+        if mark:
+            self._read.add(key)
+        if self._raw.get(key) is None:
+            return None
+        return _Fields(self._raw[key], self.at(key))
+
+    def keys(self) -> list[Any]:
+        return list(self._raw)
+
+    def only(self, allowed: Iterable[str], why: str) -> None:
+        """TopologyError naming the first key that is not `allowed`."""
+        unknown = sorted(str(key) for key in self._raw if key not in allowed)
+        if unknown:
+            raise TopologyError(f"{self.at(unknown[0])}: not allowed here ({why})")
+
+    def ignore_rest(self) -> None:
+        self._read.update(self._raw)
 
     def items(self, key: str) -> list["_Fields"]:
         value = self._get(key, _REQUIRED)
@@ -447,6 +630,37 @@ class _Fields:
         unknown = sorted(set(self._raw) - self._read)
         if unknown:
             raise TopologyError(f"{self.at(unknown[0])}: unknown field")
+
+
+class _Overlay(_Fields):
+    """A section read from a profile's values where it sets them, else from the file's."""
+
+    def __init__(self, base: _Fields, overlay: _Fields | None):
+        super().__init__(base._raw, base._path)
+        self._base, self._overlay = base, overlay
+
+    def _source(self, key: str) -> _Fields:
+        if self._overlay is not None and self._overlay._raw.get(key) is not None:
+            return self._overlay
+        return self._base
+
+    def at(self, key: str) -> str:
+        return self._source(key).at(key)
+
+    def _get(self, key: str, default: Any) -> Any:
+        self._base._read.add(key)
+        return self._source(key)._get(key, default)
+
+    def optional_mapping(self, key: str, mark: bool = True) -> _Fields | None:
+        self._base._read.add(key)
+        base = self._base.optional_mapping(key)
+        overlay = self._overlay.optional_mapping(key) if self._overlay is not None else None
+        if base is None and overlay is None:
+            return None
+        return _Overlay(base if base is not None else _Fields({}, self._base.at(key)), overlay)
+
+    def reject_unknown(self) -> None:
+        self._base.reject_unknown()
 
 
 _REQUIRED = object()

@@ -26,6 +26,7 @@ from medfabric.topology import Topology, TopologyError, load_topology
 
 from . import compose, crypto_material, docker_mode, render
 from . import network as native
+from .bench import BenchError, run_bench, running_profile, summary_lines
 from .binaries import (
     FABRIC_COMMANDS,
     BinariesError,
@@ -38,13 +39,13 @@ from .channel import ChannelError
 from .crypto_material import CryptoMaterialError
 from .data_services import DataServiceError
 from .docker_mode import ComposeProject, DockerError
-from .lifecycle import DeployError
+from .lifecycle import DeployError, baseline_unavailable
 from .osnadmin import OSNAdminError
 from .process import ProcessError, Supervisor
 
 _EXPECTED_ERRORS = (TopologyError, BinariesError, CryptoMaterialError, FabricCommandError, ProcessError,
                     OSNAdminError, ChannelError, DeployError, DockerError, DataServiceError, native.NetworkError,
-                    OSError)
+                    BenchError, OSError)
 _ERRORS_WITH_LOG_TAIL = (ProcessError, FabricCommandError, DockerError)
 _SOURCES = {"FABRIC_BIN": "from $FABRIC_BIN", "cache": "cached", "build": "built from ops/fabric"}
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"  # its volumes are relative to the project root
@@ -75,6 +76,14 @@ def _json_option(command: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")(command)
 
 
+def _profile_option(command: Callable) -> Callable:
+    return click.option(
+        "--profile", envvar="MEDFABRIC_PROFILE", default=None, metavar="NAME",
+        help="Tuning profile of the topology's `profiles:` (low-latency, high-throughput; default: the file's "
+             "values); env MEDFABRIC_PROFILE.",
+    )(command)
+
+
 def _mode_option(command: Callable) -> Callable:
     return click.option(
         "--mode", envvar="MEDFABRIC_MODE", type=click.Choice(["native", "docker"]), default="native",
@@ -94,27 +103,33 @@ def network() -> None:
 @network.command()
 @_topology_option
 @_mode_option
+@_profile_option
 @_json_option
-def setup(topology_path: str | None, mode: str, as_json: bool) -> None:
+def setup(topology_path: str | None, mode: str, profile: str | None, as_json: bool) -> None:
     """Find the Fabric binaries ($FABRIC_BIN, then the .fabric cache), else build them; in docker mode,
-    check that Docker and its Compose plugin are there instead.
+    check that Docker and its Compose plugin are there instead. Writes Caliper's network configuration.
 
     Example: FABRIC_BIN=~/fabric-3.1.5/bin medfabric network setup
     """
-    topology = load_topology(topology_path)
+    topology, layout = load_topology(topology_path, profile), NetworkLayout.default()
     if mode == "docker":
         versions = docker_mode.check_docker()
+        render.render_caliper_network(topology, layout)
         images = [f"hyperledger/fabric-{node}:{topology.fabric_version}" for node in ("orderer", "peer", "tools")]
-        _emit({"mode": "docker", **versions, "images": images}, as_json,
+        _emit({"mode": "docker", **versions, "images": images,
+               "caliper_network_config": str(layout.caliper_network_config)}, as_json,
               f"Docker engine {versions['engine']}, Compose {versions['compose']}: "
               f"Fabric {topology.fabric_version} runs from {', '.join(images)}")
         return
     binaries = _binaries(topology)
+    render.render_caliper_network(topology, layout)
     report = {
         "version": binaries.version,
         "source": binaries.source,
         "bin_dir": str(binaries.bin_dir),
         "commands": {command: str(binaries.path(command)) for command in FABRIC_COMMANDS},
+        "profile": topology.tuning.profile,
+        "caliper_network_config": str(layout.caliper_network_config),
     }
     _emit(report, as_json, f"Fabric {binaries.version}: {', '.join(FABRIC_COMMANDS)} in {binaries.bin_dir} "
                            f"({_SOURCES[binaries.source]})")
@@ -122,35 +137,46 @@ def setup(topology_path: str | None, mode: str, as_json: bool) -> None:
 
 @network.command("render")
 @_topology_option
+@_profile_option
 @_json_option
-def render_command(topology_path: str | None, as_json: bool) -> None:
-    """Write crypto material, the nodes' configuration and docker-compose.yaml; nothing is started.
+def render_command(topology_path: str | None, profile: str | None, as_json: bool) -> None:
+    """Write crypto material, the nodes' configuration (with the profile's tuning), Caliper's network
+    configuration and docker-compose.yaml; nothing is started.
 
-    Example: medfabric network render --topology network/topology.yaml
+    Example: medfabric network render --profile low-latency
     """
-    topology, layout = load_topology(topology_path), NetworkLayout.default()
+    topology, layout = load_topology(topology_path, profile), NetworkLayout.default()
     crypto_material.generate_crypto(topology, layout)  # the rendered files name these paths
     render.render_network(topology, layout)
-    COMPOSE_FILE.write_text(compose.render_compose(topology))
-    report = {"config_dir": str(layout.root), "compose_file": str(COMPOSE_FILE)}
-    _emit(report, as_json, f"configuration written under {layout.root}, compose file {COMPOSE_FILE}")
+    COMPOSE_FILE.write_text(compose.render_compose(topology))  # the same for every profile
+    report = {"config_dir": str(layout.root), "compose_file": str(COMPOSE_FILE), "profile": topology.tuning.profile,
+              "caliper_network_config": str(layout.caliper_network_config)}
+    _emit(report, as_json, f"configuration (profile {topology.tuning.profile}) written under {layout.root}, "
+                           f"compose file {COMPOSE_FILE}")
 
 
 @network.command()
 @_topology_option
 @_mode_option
+@_profile_option
 @_json_option
-def up(topology_path: str | None, mode: str, as_json: bool) -> None:
-    """Start every node, create and join the channels, deploy the chaincode, start the data services.
-    Running nodes are kept.
+def up(topology_path: str | None, mode: str, profile: str | None, as_json: bool) -> None:
+    """Start every node, create and join the channels, deploy the chaincodes (the Node baseline too where
+    node and caliper/baseline/node_modules are there), start the data services. Running nodes are kept.
 
-    Example: medfabric network up
+    Example: medfabric network up --profile high-throughput
     """
-    topology, layout = load_topology(topology_path), NetworkLayout.default()
+    topology, layout = load_topology(topology_path, profile), NetworkLayout.default()
+    with_baseline = True
+    if topology.baseline:
+        missing = baseline_unavailable(needs_node=mode != "docker")
+        if missing:
+            click.echo(f"skipping the {topology.baseline.name} baseline chaincode: {missing}", err=True)
+            with_baseline = False
     if mode == "docker":
-        bring_up = partial(docker_mode.up, topology, layout, _docker_project(topology))
+        bring_up = partial(docker_mode.up, topology, layout, _docker_project(topology), with_baseline=with_baseline)
     else:
-        bring_up = partial(native.up, topology, layout, _binaries(topology))
+        bring_up = partial(native.up, topology, layout, _binaries(topology), with_baseline=with_baseline)
     started = time.perf_counter()
     with _spinner("starting the consortium") as announce:
         timings = bring_up(progress=announce)
@@ -238,6 +264,32 @@ def logs(node: str | None, lines: int, follow: bool, topology_path: str | None) 
             click.echo(f"{prefix(name)}{line}")
     if follow:
         _follow({name: layout.log_file(name) for name in names}, prefix)
+
+
+@network.command()
+@click.option("--suite", default="default", show_default=True, help="The suite: caliper/benchmarks/SUITE.yaml.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Run only the suite's first N rounds.")
+@click.option("--profile", envvar="MEDFABRIC_PROFILE", default=None, metavar="NAME",
+              help="Check that the consortium runs this tuning profile (default: report the one it runs).")
+@_topology_option
+@_json_option
+def bench(suite: str, rounds: int | None, profile: str | None, topology_path: str | None, as_json: bool) -> None:
+    """Run a Caliper suite against the running (native) consortium: per round goodput, send rate, latency
+    percentiles and the CPU of every process group, Caliper's included, in build/bench/<time>-<suite>/
+    results.json. Fails if Caliper fails, a round has no records, or a round has failures it did not declare
+    expected (label ending in -expect-failures).
+
+    Example: medfabric network bench --suite smoke --json
+    """
+    layout = NetworkLayout.default()
+    topology = load_topology(topology_path, running_profile(layout, profile))
+    progress = (lambda line: click.echo(line, err=True))
+    run = run_bench(topology, layout, suite=suite, rounds=rounds, progress=progress)
+    lines = [*summary_lines(run.results), f"results: {run.run_dir / 'results.json'} (`medfabric bench report`)"]
+    _emit(run.results, as_json, "\n".join(lines))
+    if run.problems:
+        raise BenchError(run.problems[0] + (f" (and {len(run.problems) - 1} more problems)"
+                                            if len(run.problems) > 1 else ""))
 
 
 def _docker_project(topology: Topology) -> ComposeProject:

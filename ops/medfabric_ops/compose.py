@@ -19,6 +19,11 @@ chaincode image, as root like the Fabric nodes, since it reads the domain
 admin's key (mode 0600, the host user's). It mounts the peer orgs' crypto
 read-only, its store (its data folder) read-write, and the project's
 ``network/`` folder read-only for the topology it is told to read.
+
+The Node baseline chaincode's servers (when the topology has it) run Fabric's
+``fabric-chaincode-node`` in the official Node image, on the project's
+``caliper/baseline`` mounted read-only with its node_modules (``npm ci``
+there first).
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from typing import Any, Callable
 import yaml
 
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY, Domain, Orderer, Peer, Topology
+from medfabric.topology import DEFAULT_TOPOLOGY, Chaincode, Domain, Orderer, Peer, Topology
 
 from .data_services import MODULE as DATA_SERVICE_MODULE
 from .data_services import data_service_args, data_service_env, data_service_name
+from .lifecycle import BASELINE_DIR, chaincode_process_name, node_chaincode_command
 from .render.chaincode_package import package_id
 from .render.core_yaml import CCAAS_BUILDER_DIR, external_builders, peer_env
 from .render.files import environment
@@ -50,6 +56,9 @@ CONTAINER_TOPOLOGY = PurePosixPath("/opt/medfabric") / HOST_TOPOLOGY_DIR.as_posi
 NETWORK_SERVICE = "network"
 NETWORK_NAME = "medfabric"
 CHAINCODE_IMAGE = "medfabric-chaincode"
+NODE_IMAGE = "node:20-alpine"  # the official Node image, for the baseline chaincode
+HOST_BASELINE_DIR = BASELINE_DIR.relative_to(PROJECT_ROOT)  # caliper/baseline
+CONTAINER_BASELINE_DIR = PurePosixPath("/opt/medfabric") / HOST_BASELINE_DIR.as_posix()
 
 
 def render_compose(topology: Topology) -> str:
@@ -58,6 +67,9 @@ def render_compose(topology: Topology) -> str:
     services.update({o.host_name: _orderer_service(topology, o) for o in topology.orderers})
     services.update({p.host_name: _peer_service(topology, p) for p in topology.peers})
     services.update({chaincode_service_name(d): _chaincode_service(topology, d) for d in topology.domains})
+    if topology.baseline:
+        services.update({chaincode_service_name(d, topology.baseline): _baseline_service(topology, d)
+                         for d in topology.domains})
     services.update({data_service_name(d): _data_service(topology, d) for d in topology.domains})
     document = {
         "name": topology.name,
@@ -67,8 +79,9 @@ def render_compose(topology: Topology) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=120)
 
 
-def chaincode_service_name(domain: Domain) -> str:
-    return f"chaincode.{domain.org_domain}"
+def chaincode_service_name(domain: Domain, chaincode: Chaincode | None = None) -> str:
+    """The service (and container) of the domain's server of the chaincode: its native process name."""
+    return chaincode_process_name(domain, chaincode)
 
 
 def published_ports(topology: Topology) -> list[int]:
@@ -131,6 +144,25 @@ def _chaincode_service(topology: Topology, domain: Domain) -> dict[str, Any]:
             "CHAINCODE_ID": package_id(topology, domain),
             "CHAINCODE_TLS_DISABLED": "true",
         },
+    }
+
+
+def _baseline_service(topology: Topology, domain: Domain) -> dict[str, Any]:
+    """The domain's server of the Node baseline: fabric-chaincode-node on caliper/baseline, in the Node image.
+    The package id and address are in its command; the environment repeats them for readers (docker mode
+    checks the id against the package the peers install)."""
+    chaincode = topology.baseline
+    address = f"{topology.host}:{topology.chaincode_port(chaincode, domain)}"
+    chaincode_id = package_id(topology, domain, chaincode)
+    return {  # keys in the order dclint prefers
+        "image": NODE_IMAGE,
+        "container_name": chaincode_service_name(domain, chaincode),
+        "volumes": [f"./{HOST_BASELINE_DIR.as_posix()}:{CONTAINER_BASELINE_DIR}:ro"],
+        "environment": {"CHAINCODE_SERVER_ADDRESS": address, "CHAINCODE_ID": chaincode_id},
+        "network_mode": f"service:{NETWORK_SERVICE}",
+        "command": node_chaincode_command(CONTAINER_BASELINE_DIR, address, chaincode_id),
+        "user": "node",
+        "working_dir": str(CONTAINER_BASELINE_DIR),
     }
 
 

@@ -159,14 +159,15 @@ class ComposeNodes:
             for p in self._topology.peers
         })
 
-    def start_chaincode_servers(self, package_ids: Mapping[str, str]) -> None:
+    def start_chaincode_servers(self, package_ids: Mapping[str, Mapping[str, str]]) -> None:
         """Build and start the chaincode services, which must run the packages the peers install."""
-        services = {compose.chaincode_service_name(domain): domain for domain in self._topology.domains}
-        for service, domain in services.items():
+        services = {compose.chaincode_service_name(domain, chaincode): package_ids[chaincode.name][domain.id]
+                    for chaincode in self._topology.chaincodes for domain in self._topology.domains}
+        for service, expected in services.items():
             runs = self._project.service(service)["environment"]["CHAINCODE_ID"]
-            if runs != package_ids[domain.id]:
+            if runs != expected:
                 raise DockerError(f"{self._project.file} runs {service} as {runs}, but its peers install "
-                                  f"{package_ids[domain.id]}: render it again")
+                                  f"{expected}: render it again")
         self._project.compose("up", "-d", "--build", *services)
         states = self._project.states()
         for service in services:
@@ -198,11 +199,12 @@ class ComposeNodes:
 
 
 def up(topology: Topology, layout: NetworkLayout, project: ComposeProject,
-       progress: Callable[[str], None] | None = None) -> list[network.StepTiming]:
-    """Bring the consortium up as containers and deploy the chaincode; the time each step took.
+       progress: Callable[[str], None] | None = None, with_baseline: bool = True) -> list[network.StepTiming]:
+    """Bring the consortium up as containers and deploy the chaincodes; the time each step took.
 
-    The compose file is written from the topology first. Like native mode, `up` keeps what runs
-    and skips what is done.
+    The compose file is written from the topology first (with every service, so it stays the one
+    `render` writes). Like native mode, `up` keeps what runs and skips what is done. `with_baseline=False`
+    starts and deploys no Node baseline chaincode.
     """
     _check_build_folder(layout, project)
     step = network.StepClock(progress)
@@ -212,7 +214,8 @@ def up(topology: Topology, layout: NetworkLayout, project: ComposeProject,
             project.file.write_text(document)
         tools = DockerFabricTools.for_project(topology, layout, project)
         tools.pull_if_missing()
-    return network.bring_up(topology, layout, tools, ComposeNodes(project, topology), step)
+    deployed = topology if with_baseline else network.without_baseline(topology)
+    return network.bring_up(deployed, layout, tools, ComposeNodes(project, deployed), step)
 
 
 def down(project: ComposeProject) -> list[str]:

@@ -1,11 +1,16 @@
-"""Chaincode as a service: a chaincode server per domain, then the Fabric
+"""Chaincode as a service: a server per chaincode and domain, then the Fabric
 lifecycle (install, approve for each org, commit) on every channel.
 
-A domain's package holds only its server's address, so the package id is
-known before install and the server can start first. Each step is skipped
-when the peers already report it done.
+The topology's chaincodes are the application's (medfabric, Python:
+medfabric-chaincode) and, optionally, the benchmark baseline (medfabric-node,
+the same contract in Node on Fabric's official shim, in caliper/baseline). A
+domain's package of a chaincode holds only its server's address, so the
+package id is known before install and the server can start first. Each step
+is skipped when the peers already report it done. Without a chaincode
+argument, the functions here handle the application's chaincode.
 
     >>> start_chaincode_server(supervisor, topology, layout, domain, package_id)
+    >>> start_chaincode_server(supervisor, topology, layout, domain, node_package_id, topology.baseline)
     >>> install(PeerAdmin(tools, topology, layout, peer), package, package_id)
     >>> deploy(tools, topology, layout, channel, {"hospital-a": package_id, ...})
 """
@@ -16,17 +21,19 @@ import json
 import os
 import shutil
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Mapping
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Channel, Domain, Topology
+from medfabric.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.topology import Chaincode, Channel, Domain, Topology
 
 from .binaries import FabricCommandError, FabricTools
 from .channel import PeerAdmin
 from .process import Supervisor, child_env, poll_until
 
 CHAINCODE_SERVER = "medfabric-chaincode"
+BASELINE_DIR = PROJECT_ROOT / "caliper" / "baseline"  # the Node baseline: package.json, its contract, node_modules
+NODE_SHIM = PurePath("node_modules") / ".bin" / "fabric-chaincode-node"  # Fabric's Node chaincode launcher
 ORDERING_WAIT = 30.0  # how long a transaction waits for the ordering service to have a leader
 
 
@@ -34,20 +41,48 @@ class DeployError(RuntimeError):
     """The chaincode cannot be deployed as planned."""
 
 
-def chaincode_process_name(domain: Domain) -> str:
-    return f"chaincode.{domain.org_domain}"
+def chaincode_process_name(domain: Domain, chaincode: Chaincode | None = None) -> str:
+    """chaincode.<org domain> for the application's chaincode, chaincode-<name>.<org domain> for another."""
+    if chaincode is None or chaincode.role == "application":
+        return f"chaincode.{domain.org_domain}"
+    return f"chaincode-{chaincode.name}.{domain.org_domain}"
+
+
+def node_chaincode_command(baseline_dir: PurePath, address: str, package_id: str) -> list[str]:
+    """The Node baseline's server: Fabric's `fabric-chaincode-node server` (fabric-shim) on the contract in
+    `baseline_dir`, without TLS like the package's connection.json. The one place that says how it starts."""
+    return ["node", str(baseline_dir / NODE_SHIM), "server", "--chaincode-address", address,
+            "--chaincode-id", package_id, "--module-path", str(baseline_dir)]
+
+
+def baseline_unavailable(needs_node: bool = True, baseline_dir: Path = BASELINE_DIR) -> str | None:
+    """Why the Node baseline cannot run here (one line), or None. `needs_node`: node must be on PATH
+    (native mode; in docker mode the image has it)."""
+    if needs_node and shutil.which("node") is None:
+        return "node is not installed (Node.js 20 runs it)"
+    if not (baseline_dir / NODE_SHIM).is_file():
+        shown = baseline_dir.relative_to(PROJECT_ROOT) if baseline_dir.is_relative_to(PROJECT_ROOT) else baseline_dir
+        return f"{shown}/node_modules is not installed (`npm ci` there, or `make baseline-deps`)"
+    return None
 
 
 def start_chaincode_server(supervisor: Supervisor, topology: Topology, layout: NetworkLayout,
-                           domain: Domain, package_id: str) -> int:
-    """Start the domain's chaincode server unless it runs; its pid. Ready once its port accepts connections."""
-    name = chaincode_process_name(domain)
-    env = child_env({
-        "CHAINCODE_SERVER_ADDRESS": f"{topology.host}:{domain.chaincode_port}",
-        "CHAINCODE_ID": package_id,
-        "CHAINCODE_TLS_DISABLED": "true",  # the package's connection.json has tls_required false
-    })
-    return supervisor.start(name, [_chaincode_server_command()], env, cwd=layout.node_data(name))
+                           domain: Domain, package_id: str, chaincode: Chaincode | None = None) -> int:
+    """Start the domain's server of the chaincode unless it runs; its pid. Ready once its port accepts
+    connections."""
+    chaincode = chaincode or topology.chaincode
+    name = chaincode_process_name(domain, chaincode)
+    address = f"{topology.host}:{topology.chaincode_port(chaincode, domain)}"
+    if chaincode.runtime == "node":
+        argv, env = node_chaincode_command(BASELINE_DIR, address, package_id), child_env({})
+    else:
+        argv = [_chaincode_server_command()]
+        env = child_env({
+            "CHAINCODE_SERVER_ADDRESS": address,
+            "CHAINCODE_ID": package_id,
+            "CHAINCODE_TLS_DISABLED": "true",  # the package's connection.json has tls_required false
+        })
+    return supervisor.start(name, argv, env, cwd=layout.node_data(name))
 
 
 def install(admin: PeerAdmin, package: Path, package_id: str) -> bool:
@@ -74,13 +109,13 @@ def committed_sequences(admin: PeerAdmin, channel: str) -> dict[str, int]:
 
 
 def deploy(tools: FabricTools, topology: Topology, layout: NetworkLayout, channel: Channel,
-           package_ids: Mapping[str, str]) -> None:
-    """Approve the chaincode definition for every org of the channel that has not, then commit it once.
+           package_ids: Mapping[str, str], chaincode: Chaincode | None = None) -> None:
+    """Approve the chaincode's definition for every org of the channel that has not, then commit it once.
 
-    `package_ids` maps a domain id to the id of the package its peers run.
+    `package_ids` maps a domain id to the id of the chaincode's package its peers run.
     Nothing is done if the channel already has this sequence (or a later one).
     """
-    chaincode = topology.chaincode
+    chaincode = chaincode or topology.chaincode
     admins = {
         domain.id: PeerAdmin(tools, topology, layout, next(p for p in channel.peers if p.domain_id == domain.id))
         for domain in channel.domains

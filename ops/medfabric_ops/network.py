@@ -7,13 +7,18 @@
 
 Every step of `up` is idempotent: running processes are kept, and joined
 channels and installed, approved or committed chaincode are skipped, so `up`
-twice is harmless and `up` after `down` resumes with the ledgers intact.
+twice is harmless and `up` after `down` resumes with the ledgers intact. The
+tuning profile is recorded when the channels are created (their genesis
+blocks fix the ordering settings); `up` with another profile on existing
+channels is refused.
 `bring_up` is the sequence itself, for any way of running the Fabric tools
 and the nodes: docker_mode runs it with containers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +37,7 @@ from .data_services import data_service_name, identity_url, start_data_service
 from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
 from .osnadmin import OSNAdmin, OSNAdminError
 from .process import Probe, ProcessStatus, Supervisor, all_of, child_env, http_ok, tcp_open, tls_handshake
+from .render.files import write_json
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -57,7 +63,8 @@ class Nodes(Protocol):
 
     def start_peers(self) -> None: ...
 
-    def start_chaincode_servers(self, package_ids: Mapping[str, str]) -> None: ...
+    def start_chaincode_servers(self, package_ids: Mapping[str, Mapping[str, str]]) -> None:
+        """Start each chaincode's server of each domain: package_ids[chaincode name][domain id]."""
 
     def start_data_services(self) -> None: ...
 
@@ -86,12 +93,15 @@ class NativeNodes:
         for peer in self._topology.peers:
             self._supervisor.wait_ready(peer.host_name, peer_ready(peer), READY_TIMEOUT)
 
-    def start_chaincode_servers(self, package_ids: Mapping[str, str]) -> None:
-        for domain in self._topology.domains:
-            start_chaincode_server(self._supervisor, self._topology, self._layout, domain, package_ids[domain.id])
-        for domain in self._topology.domains:
-            self._supervisor.wait_ready(chaincode_process_name(domain),
-                                        tcp_open(self._topology.host, domain.chaincode_port), READY_TIMEOUT)
+    def start_chaincode_servers(self, package_ids: Mapping[str, Mapping[str, str]]) -> None:
+        servers = [(chaincode, domain) for chaincode in self._topology.chaincodes for domain in self._topology.domains]
+        for chaincode, domain in servers:
+            start_chaincode_server(self._supervisor, self._topology, self._layout, domain,
+                                   package_ids[chaincode.name][domain.id], chaincode)
+        for chaincode, domain in servers:
+            port = self._topology.chaincode_port(chaincode, domain)
+            self._supervisor.wait_ready(chaincode_process_name(domain, chaincode), tcp_open(self._topology.host, port),
+                                        READY_TIMEOUT)
 
     def start_data_services(self) -> None:
         for domain in self._topology.domains:
@@ -121,13 +131,20 @@ def peer_ready(peer: Peer) -> Probe:
 
 
 def up(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries,
-       progress: Callable[[str], None] | None = None) -> list[StepTiming]:
-    """Bring every node up as a native process, deploy the chaincode on every channel, then start the data
+       progress: Callable[[str], None] | None = None, with_baseline: bool = True) -> list[StepTiming]:
+    """Bring every node up as a native process, deploy the chaincodes on every channel, then start the data
     services; the time each step took.
 
-    `progress` is called with each step's name as it starts.
+    `progress` is called with each step's name as it starts. `with_baseline=False` leaves the topology's
+    Node baseline chaincode out (where node cannot run it).
     """
+    topology = topology if with_baseline else without_baseline(topology)
     return bring_up(topology, layout, binaries, NativeNodes(topology, layout, binaries), StepClock(progress))
+
+
+def without_baseline(topology: Topology) -> Topology:
+    """The topology with its application chaincode only."""
+    return dataclasses.replace(topology, baseline=None)
 
 
 def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, nodes: Nodes,
@@ -139,11 +156,15 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, node
     with step("configuration"):
         render.render_network(topology, layout)
     with step("chaincode packages"):
-        packages = {domain.id: render.chaincode_package(topology, layout, domain) for domain in topology.domains}
-        package_ids = {domain_id: package_id for domain_id, (_path, package_id) in packages.items()}
+        packages = {chaincode.name: {domain.id: render.chaincode_package(topology, layout, domain, chaincode)
+                                     for domain in topology.domains}
+                    for chaincode in topology.chaincodes}
+        package_ids = {name: {domain_id: package_id for domain_id, (_path, package_id) in by_domain.items()}
+                       for name, by_domain in packages.items()}
     with step("genesis blocks"):
-        for channel in topology.channels:
-            create_genesis_block(tools, layout, channel)
+        check_tuning(topology, layout)
+        created = [channel for channel in topology.channels if create_genesis_block(tools, layout, channel)]
+        record_tuning(topology, layout, created)
     with step("start orderers"):
         nodes.start_orderers()
     with step("join orderers"):
@@ -155,12 +176,18 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, node
     with step("start chaincode servers"):
         nodes.start_chaincode_servers(package_ids)
     with step("install chaincode"):
-        members = [peer for peer in topology.peers if topology.channels_of(peer)]
-        _concurrently(
-            lambda peer: install(PeerAdmin(tools, topology, layout, peer), *packages[peer.domain_id]), members
-        )
+        def install_all(peer: Peer) -> None:
+            admin = PeerAdmin(tools, topology, layout, peer)
+            for chaincode in topology.chaincodes:
+                install(admin, *packages[chaincode.name][peer.domain_id])
+
+        _concurrently(install_all, [peer for peer in topology.peers if topology.channels_of(peer)])
     with step("approve and commit chaincode"):
-        _concurrently(lambda channel: deploy(tools, topology, layout, channel, package_ids), topology.channels)
+        def deploy_all(channel: Channel) -> None:
+            for chaincode in topology.chaincodes:
+                deploy(tools, topology, layout, channel, package_ids[chaincode.name], chaincode)
+
+        _concurrently(deploy_all, topology.channels)
     with step("start data services"):
         nodes.start_data_services()  # they decide access with the chaincode, so once it is committed
     return step.timings
@@ -169,8 +196,53 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, node
 def process_names(topology: Topology) -> list[str]:
     """The name of every process `up` starts, in start order (they name the logs too)."""
     return ([orderer.host_name for orderer in topology.orderers] + [peer.host_name for peer in topology.peers]
-            + [chaincode_process_name(domain) for domain in topology.domains]
+            + [chaincode_process_name(domain, chaincode) for chaincode in topology.chaincodes
+               for domain in topology.domains]
             + [data_service_name(domain) for domain in topology.domains])
+
+
+def ordering_settings(topology: Topology) -> dict[str, Any]:
+    """Per channel, the ordering settings its genesis block fixes."""
+    return {channel.name: dataclasses.asdict(channel.ordering) for channel in topology.channels}
+
+
+def read_tuning_record(layout: NetworkLayout) -> dict[str, Any] | None:
+    """The profile and ordering settings the channels were created with (None: not recorded)."""
+    try:
+        record = json.loads(layout.tuning_record.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def check_tuning(topology: Topology, layout: NetworkLayout) -> None:
+    """NetworkError if channels that exist were created with another profile or other ordering settings:
+    a genesis block fixes them, so the consortium would not run what was asked."""
+    record = read_tuning_record(layout)
+    existing = [channel.name for channel in topology.channels if layout.genesis_block(channel.name).exists()]
+    if record is None or not existing:
+        return
+    recorded = record.get("channels") or {}
+    wanted = ordering_settings(topology)
+    changed = [name for name in existing if name in recorded and recorded[name] != wanted[name]]
+    if record.get("profile") != topology.tuning.profile or changed:
+        what = f"channel {changed[0]}'s ordering settings differ" if changed else "the profile differs"
+        raise NetworkError(
+            f"the channels in {layout.root} were created with profile '{record.get('profile')}' and this is "
+            f"profile '{topology.tuning.profile}' ({what}); ordering settings are fixed when a channel is "
+            f"created: use --profile {record.get('profile')} (make up PROFILE={record.get('profile')}), or "
+            f"`medfabric network clean` (make clean) first")
+
+
+def record_tuning(topology: Topology, layout: NetworkLayout, created: list[Channel]) -> None:
+    """Remember the ordering settings of the channels just created (and the profile they came with)."""
+    if not created:
+        return
+    record = read_tuning_record(layout) or {}
+    channels = {**(record.get("channels") or {}),
+                **{name: facts for name, facts in ordering_settings(topology).items()
+                   if name in {channel.name for channel in created}}}
+    write_json(layout.tuning_record, {"profile": topology.tuning.profile, "channels": channels})
 
 
 def down(layout: NetworkLayout, timeout: float = STOP_TIMEOUT) -> list[str]:

@@ -42,7 +42,7 @@ from ..unit.chaincode.actors import caller, researcher
 from ..unit.chaincode.fakepeer import DEFAULT_TIMESTAMP, FakePeer, TxResult
 from ..unit.chaincode.test_emr_index import ENTRY
 from . import test_official_chaincode_shim as shim_conformance
-from .test_official_chaincode_shim import _connect, _event, user  # noqa: F401 (user is a fixture)
+from .test_official_chaincode_shim import _connect, _event
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,8 +106,16 @@ def _answer(result: TxResult) -> tuple:
     return result.kind, result.status, result.message, result.payload, _event(result), result.writes
 
 
+@pytest.fixture(scope="module")
+def user() -> pki.Credential:
+    """A Fabric CA style user of hospital-a (pki.USER_NAME, several OUs), allowed to index hospital-a's records."""
+    ca = pki.issue(pki.name((NameOID.ORGANIZATION_NAME, "hospital-a"), (NameOID.COMMON_NAME, "ca")), ca=True)
+    return pki.issue(pki.USER_NAME, ca, attributes={"role": "doctor", "hf.EnrollmentID": "doctor1",
+                                                     "medfabric.domain": "hospital-a"})
+
+
 @pytest.fixture
-def pair(baseline_server, contracts_port, user) -> Iterator[Pair]:  # noqa: F811 (user: the shim test's fixture)
+def pair(baseline_server, contracts_port, user) -> Iterator[Pair]:
     node, ours = _connect(baseline_server.port, user), _connect(contracts_port, user)
     yield Pair(node, ours)
     node.close()
@@ -195,22 +203,37 @@ def _credential(subject: x509.Name, attributes: dict | bytes | None) -> bytes:
     return pki.serialized_identity("HospitalAMSP", pki.issue(subject, ca, attributes=attributes))
 
 
-CALLERS = {
-    "a-doctor": caller("HospitalAMSP"),
-    "b-researcher": researcher("HospitalBMSP"),
-    "no-domain-attribute": caller("HospitalCMSP", "nurse", role=None, domain=None),
-    "special-names": _credential(SPECIAL_NAME, {"medfabric.role": "doctor", "medfabric.domain": "hospital-a"}),
-    "no-attribute-extension": _credential(pki.USER_NAME, None),
-    "empty-attribute": _credential(pki.USER_NAME, {"medfabric.role": "", "hf.EnrollmentID": "x"}),
-    "attrs-empty-list": _credential(pki.USER_NAME, b'{"attrs": []}'),
+CALLERS = {  # the creator, and the medfabric.domain its certificate says (None: none)
+    "a-doctor": (caller("HospitalAMSP"), "hospital-a"),
+    "b-researcher": (researcher("HospitalBMSP"), "hospital-b"),
+    "special-names": (_credential(SPECIAL_NAME, {"medfabric.role": "doctor", "medfabric.domain": "hospital-a"}),
+                      "hospital-a"),
+    "domain-among-odd-attributes": (_credential(pki.USER_NAME, {"medfabric.role": "", "medfabric.domain": "hospital-c",
+                                                                "hf.EnrollmentID": "x"}), "hospital-c"),
+    "no-domain-attribute": (caller("HospitalCMSP", "nurse", role=None, domain=None), None),
+    "no-attribute-extension": (_credential(pki.USER_NAME, None), None),
+    "empty-attribute": (_credential(pki.USER_NAME, {"medfabric.role": "", "hf.EnrollmentID": "x"}), None),
+    "attrs-empty-list": (_credential(pki.USER_NAME, b'{"attrs": []}'), None),
 }
 
 
 @pytest.mark.parametrize("channel", ["public", LOCAL_CHANNEL])
 @pytest.mark.parametrize("who", CALLERS)
 def test_the_log_entry_names_the_caller_alike(pair, who, channel):
-    answer = pair.same(*_put(ENTRY), creator=CALLERS[who], channel=channel)
-    assert answer[1:3] == (200, "")
+    creator, domain = CALLERS[who]
+    answer = pair.same(*_put(entry(domain=domain or "hospital-a")), creator=creator, channel=channel)
+    if domain is None:
+        assert answer[1:3] == (500, "only an identity of domain hospital-a may index its records: the caller's "
+                                    "certificate has no medfabric.domain")
+    else:
+        assert answer[1:3] == (200, "")
+
+
+def test_a_record_of_another_domain_is_refused_alike(pair):
+    creator, _ = CALLERS["b-researcher"]
+    answer = pair.same(*_put(ENTRY), creator=creator)
+    assert answer[1:4] == (500, "only an identity of domain hospital-a may index its records: the caller's "
+                                "certificate has medfabric.domain hospital-b", b"")
 
 
 @pytest.mark.parametrize("micros", [0, 1, 999, 999_999])

@@ -156,16 +156,26 @@ function isoMillis(stub) {
     return new Date(whole * 1000 + Math.floor(nanos / 1e6)).toISOString();
 }
 
+/** The caller's certificate must say medfabric.domain = domain (contracts/common.py require_domain). */
+function requireDomain(caller, domain, doing) {
+    const claimed = caller.attribute(DOMAIN_ATTRIBUTE);
+    if (claimed !== domain) {
+        const has = claimed !== null && claimed !== undefined ? `has ${DOMAIN_ATTRIBUTE} ${claimed}` : `has no ${DOMAIN_ATTRIBUTE}`;
+        throw new TransactionError(`only an identity of domain ${domain} may ${doing}: the caller's certificate ${has}`);
+    }
+}
+
 class EmrIndexContract extends Contract {
     constructor() {
         super(CONTRACT_NAME);
     }
 
-    /** Index a new record owned by the caller's MSP; returns the entry as stored (canonical JSON). */
+    /** Index a new record of the caller's domain, owned by the caller's MSP; returns the entry as stored. */
     async PutRecord(ctx, recordJson) {
         return this._answer(async () => {
             const stub = ctx.stub;
             const entry = parseEntry(textArgument(stub, 1, 'record_json'));
+            requireDomain(callerOf(stub), entry.get('domain'), 'index its records');
             const recordId = entry.get('record_id');
             const key = stub.createCompositeKey(RECORD_KEY, [recordId]);
             const existing = await stub.getState(key);

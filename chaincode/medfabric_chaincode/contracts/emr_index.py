@@ -47,6 +47,7 @@ from .common import (
     one_of,
     parse_document,
     read_range,
+    require_domain,
     text,
 )
 
@@ -124,8 +125,9 @@ class EmrIndexContract(Contract):
 
     @transaction
     def PutRecord(self, ctx: TransactionContext, record_json: str) -> EmrRecord:
-        """Index a new record owned by the caller's MSP; returns the entry as stored."""
+        """Index a new record of the caller's domain, owned by the caller's MSP; returns the entry as stored."""
         entry = _parse_entry(record_json)
+        require_domain(ctx.client_identity, entry["domain"], "index its records")
         stub = ctx.stub
         key = stub.create_composite_key(RECORD_KEY, [entry["record_id"]])
         if stub.get_state(key) is not None:

@@ -1,6 +1,7 @@
 """Everything rendered from the topology: channel profiles (configtx.yaml),
-each node's core.yaml or orderer.yaml, each domain's chaincode package and
-connection profile, and the environments nodes and the peer CLI run with.
+each node's core.yaml or orderer.yaml, each domain's chaincode packages and
+connection profile, Caliper's network configuration, and the environments
+nodes and the peer CLI run with.
 
     >>> render_network(topology, layout)   # after crypto_material.generate_crypto(topology, layout)
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from medfabric.layout import NetworkLayout
 from medfabric.topology import Topology
 
+from .caliper_network import caliper_network, render_caliper_network
 from .chaincode_package import chaincode_package
 from .configtx import render_configtx
 from .connection_profile import connection_profile, render_connection_profile
@@ -20,6 +22,8 @@ from .orderer_yaml import orderer_env, render_orderer_yaml
 
 __all__ = [
     "admin_cli_env",
+    "caliper_network",
+    "render_caliper_network",
     "chaincode_package",
     "connection_profile",
     "orderer_env",
@@ -36,5 +40,7 @@ def render_network(topology: Topology, layout: NetworkLayout) -> None:
     for orderer in topology.orderers:
         render_orderer_yaml(topology, layout, orderer)
     for domain in topology.domains:
-        chaincode_package(topology, layout, domain)
+        for chaincode in topology.chaincodes:
+            chaincode_package(topology, layout, domain, chaincode)
         render_connection_profile(topology, layout, domain)
+    render_caliper_network(topology, layout)

@@ -1,14 +1,19 @@
-"""Each domain's chaincode package: chaincode as a service (CCaaS).
+"""Each domain's chaincode packages: chaincode as a service (CCaaS), one per
+chaincode of the topology (the application's; the Node baseline's).
 
-The package (metadata.json {"type": "ccaas", "label": ...} and code.tar.gz
-holding connection.json) only says where the domain's chaincode server
-listens. Its bytes depend on the topology alone and are the same on every
+A package (metadata.json {"type": "ccaas", "label": ...} and code.tar.gz
+holding connection.json) only says where the domain's server of that
+chaincode listens. Its bytes depend on the topology alone and are the same on every
 run, so the package id the peers compute, label:sha256(package), is known
 before anything is installed and the chaincode server can start first.
 
     >>> path, id_ = chaincode_package(topology, layout, domain)   # layout.chaincode_package(domain)
     >>> id_ == package_id(topology, domain)   # the same id, without writing anything
     True
+    >>> chaincode_package(topology, layout, domain, topology.baseline)[0].name
+    'medfabric-node.tar.gz'
+
+Without a chaincode argument, these name the application's chaincode.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from medfabric.layout import NetworkLayout
-from medfabric.topology import Domain, Topology
+from medfabric.topology import Chaincode, Domain, Topology
 
 from .files import write_bytes
 
@@ -30,33 +35,42 @@ DIAL_TIMEOUT = "10s"
 COMPRESSION_LEVEL = 9
 
 
-def chaincode_package(topology: Topology, layout: NetworkLayout, domain: Domain) -> tuple[Path, str]:
-    """Write the domain's package (unless it is already there); its path and package id."""
-    package = package_bytes(topology, domain)
-    path = layout.chaincode_package(domain)
+def chaincode_package(topology: Topology, layout: NetworkLayout, domain: Domain,
+                      chaincode: Chaincode | None = None) -> tuple[Path, str]:
+    """Write the domain's package of the chaincode (unless it is already there); its path and package id."""
+    chaincode = chaincode or topology.chaincode
+    package = package_bytes(topology, domain, chaincode)
+    path = package_path(layout, domain, chaincode)
     write_bytes(path, package)
-    return path, _package_id(topology, package)
+    return path, _package_id(chaincode, package)
 
 
-def package_id(topology: Topology, domain: Domain) -> str:
+def package_path(layout: NetworkLayout, domain: Domain, chaincode: Chaincode) -> Path:
+    return layout.chaincode_package(domain, None if chaincode.role == "application" else chaincode.name)
+
+
+def package_id(topology: Topology, domain: Domain, chaincode: Chaincode | None = None) -> str:
     """The id the peers will give the domain's package; nothing is written."""
-    return _package_id(topology, package_bytes(topology, domain))
+    chaincode = chaincode or topology.chaincode
+    return _package_id(chaincode, package_bytes(topology, domain, chaincode))
 
 
-def package_label(topology: Topology) -> str:
-    return f"{topology.chaincode.name}_{topology.chaincode.version}"
+def package_label(topology: Topology, chaincode: Chaincode | None = None) -> str:
+    chaincode = chaincode or topology.chaincode
+    return f"{chaincode.name}_{chaincode.version}"
 
 
-def package_bytes(topology: Topology, domain: Domain) -> bytes:
-    connection = {"address": f"{topology.host}:{domain.chaincode_port}", "dial_timeout": DIAL_TIMEOUT,
-                  "tls_required": False}
-    metadata = {"type": "ccaas", "label": package_label(topology)}
+def package_bytes(topology: Topology, domain: Domain, chaincode: Chaincode | None = None) -> bytes:
+    chaincode = chaincode or topology.chaincode
+    connection = {"address": f"{topology.host}:{topology.chaincode_port(chaincode, domain)}",
+                  "dial_timeout": DIAL_TIMEOUT, "tls_required": False}
+    metadata = {"type": "ccaas", "label": package_label(topology, chaincode)}
     code = _tar_gz({"connection.json": _json(connection)})
     return _tar_gz({"code.tar.gz": code, "metadata.json": _json(metadata)})
 
 
-def _package_id(topology: Topology, package: bytes) -> str:
-    return f"{package_label(topology)}:{hashlib.sha256(package).hexdigest()}"
+def _package_id(chaincode: Chaincode, package: bytes) -> str:
+    return f"{chaincode.name}_{chaincode.version}:{hashlib.sha256(package).hexdigest()}"
 
 
 def _json(document: Any) -> bytes:

@@ -24,8 +24,10 @@ from .files import write_yaml
 CAPABILITIES = {"Channel": {"V3_0": True}, "Orderer": {"V2_0": True}, "Application": {"V2_5": True}}
 BATCH_MAX_BYTES = 99 * 1024 * 1024  # Fabric's samples: 99 MB, preferably 512 KB
 BATCH_PREFERRED_BYTES = 512 * 1024
-# The other SmartBFT options of Fabric's BFT sample. (RequestBatchMaxCount and RequestBatchMaxBytes are
-# written equal to BatchSize's MaxMessageCount and AbsoluteMaxBytes, which the orderer uses in their place.)
+# The other SmartBFT options of Fabric's BFT sample. The tuned ones come from the topology:
+# RequestBatchMaxInterval is the channel's batch_timeout, RequestBatchMaxCount its max_message_count
+# (the orderer also takes it, and RequestBatchMaxBytes, from BatchSize), RequestPoolSize and
+# IncomingMessageBufferSize its smartbft section.
 SMARTBFT_OPTIONS = {
     "RequestForwardTimeout": "2s",
     "RequestComplainTimeout": "20s",
@@ -34,8 +36,6 @@ SMARTBFT_OPTIONS = {
     "ViewChangeTimeout": "20s",
     "LeaderHeartbeatTimeout": "1m0s",
     "CollectTimeout": "1s",
-    "IncomingMessageBufferSize": 200,
-    "RequestPoolSize": 100000,
     "LeaderHeartbeatCount": 10,
 }
 
@@ -91,6 +91,8 @@ def _orderer(topology: Topology, layout: NetworkLayout, channel: Channel) -> dic
             "RequestBatchMaxCount": ordering.max_message_count,
             "RequestBatchMaxBytes": BATCH_MAX_BYTES,
             "RequestBatchMaxInterval": f"{ordering.batch_timeout_ms}ms",
+            "RequestPoolSize": ordering.smartbft.request_pool_size,
+            "IncomingMessageBufferSize": ordering.smartbft.incoming_message_buffer_size,
             **SMARTBFT_OPTIONS,
         }
     return section

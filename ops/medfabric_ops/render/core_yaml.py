@@ -76,7 +76,6 @@ _SHARED = {
     "peer.discovery.orgMembersAllowedAccess": False,
     "peer.limits.concurrency.endorserService": 2500,
     "peer.limits.concurrency.deliverService": 2500,
-    "peer.limits.concurrency.gatewayService": 500,
     "peer.maxRecvMsgSize": 104857600,
     "peer.maxSendMsgSize": 104857600,
     "vm.endpoint": "",  # no Docker: chaincode runs as a service, found through the external builder
@@ -125,6 +124,8 @@ def _settings(topology: Topology, layout: NetworkLayout, peer: Peer) -> dict[str
         "peer.gossip.externalEndpoint": peer.address,  # other orgs, and service discovery, see every peer
         "chaincode.externalBuilders": external_builders(),
         "operations.listenAddress": peer.operations_address,
+        # in-flight Gateway calls before it refuses more: a tuning knob (topology peer_gateway.concurrency)
+        "peer.limits.concurrency.gatewayService": topology.tuning.gateway_concurrency,
     }
     return {**own, **_SHARED, **_paths(layout, domain, peer)}
 

@@ -28,7 +28,8 @@ class Identities:
 @pytest.fixture(scope="session")
 def identities() -> Identities:
     ca = pki.issue(pki.name((NameOID.ORGANIZATION_NAME, "hospital-a"), (NameOID.COMMON_NAME, "ca.hospital-a")), ca=True)
-    doctor = pki.issue(pki.USER_NAME, ca, attributes={"role": "doctor", "hf.EnrollmentID": "doctor1"})
+    doctor = pki.issue(pki.USER_NAME, ca, attributes={"role": "doctor", "hf.EnrollmentID": "doctor1",
+                                                     "medfabric.domain": "hospital-a"})
     return Identities(ca, doctor, pki.serialized_identity(MSP_ID, doctor))
 
 

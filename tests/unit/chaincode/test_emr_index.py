@@ -51,6 +51,23 @@ def test_emr_index_is_the_default_contract():
     assert EmrIndexContract.name == "emr_index"
 
 
+def user_of(msp_id: str, attributes: dict) -> bytes:
+    ca = pki.issue(pki.name((pki.NameOID.COMMON_NAME, f"ca.{msp_id}"),), ca=True)
+    return pki.serialized_identity(msp_id, pki.issue(pki.USER_NAME, ca, attributes=attributes))
+
+
+@pytest.mark.parametrize(
+    "msp_id, attributes, has",
+    [("HospitalBMSP", {"medfabric.domain": "hospital-b"}, "has medfabric.domain hospital-b"),
+     (MSP_ID, {"hf.EnrollmentID": "doctor1"}, "has no medfabric.domain")],
+)
+def test_only_an_identity_of_the_entrys_domain_indexes_it(index, msp_id, attributes, has):
+    result = put(index, ENTRY, creator=user_of(msp_id, attributes))
+
+    assert (result.status, result.writes) == (500, {})
+    assert result.message == f"only an identity of domain hospital-a may index its records: the caller's certificate {has}"
+
+
 def test_put_record_writes_record_index_and_event(index):
     result = put(index, entry(grants=[{"grantee": "HospitalBMSP:doctor2", "expires": "2026-01-01T00:00:00Z"}]))
 

@@ -33,7 +33,8 @@ def test_default_consortium_shape():
 def test_ports_are_derived_unique_and_on_loopback():
     topo = load_topology()
     ports = topo.ports()
-    assert len(ports) == len(set(ports.values())) == 6 * 3 + 7 * 3 + 3 * 2
+    # per domain: a chaincode server per chaincode (medfabric, the medfabric-node baseline) and a data service
+    assert len(ports) == len(set(ports.values())) == 6 * 3 + 7 * 3 + 3 * 3
     assert all(p.host == "127.0.0.1" for p in topo.peers)
     assert topo.domain("hospital-a").duty_peer.address == "127.0.0.1:7100"
 
@@ -100,3 +101,120 @@ def test_unknown_lookups_list_what_exists():
         topo.domain("hospital-z")
     with pytest.raises(TopologyError, match="unknown channel 'nope'"):
         topo.channel("nope")
+
+
+def test_chaincodes_are_the_application_then_the_baseline_each_with_its_port_block():
+    topo = load_topology()
+    assert [(c.name, c.role, c.runtime) for c in topo.chaincodes] == [
+        ("medfabric", "application", "python"), ("medfabric-node", "baseline", "node")]
+    assert topo.chaincodes[0] is topo.chaincode and topo.chaincodes[1] is topo.baseline
+    for index, domain in enumerate(topo.domains):
+        assert topo.chaincode_port(topo.chaincode, domain) == domain.chaincode_port == 7800 + index
+        assert topo.chaincode_port(topo.baseline, domain) == 7850 + index
+        assert topo.ports()[f"{domain.id}:chaincode:medfabric-node"] == 7850 + index
+
+
+@pytest.mark.parametrize("disable", [lambda r: r.pop("baseline"), lambda r: r["baseline"].update(enabled=False)])
+def test_the_baseline_is_optional(raw, disable):
+    disable(raw)
+    topo = parse_topology(raw)
+    assert topo.baseline is None and topo.chaincodes == (topo.chaincode,)
+    assert not any(key.endswith(":medfabric-node") for key in topo.ports())
+
+
+def test_a_disabled_baseline_is_not_checked(raw):
+    raw["baseline"].update(enabled=False, name="not a name")
+    assert parse_topology(raw).baseline is None
+
+
+def test_too_many_domains_for_the_port_plan(raw):
+    raw["domains"] = [{"id": f"hospital-{i:02d}", "msp_id": f"H{i}MSP", "peers": ["duty"]} for i in range(51)]
+    with pytest.raises(TopologyError, match="port blocks overlap"):
+        parse_topology(raw)
+
+
+def test_the_default_tuning_is_the_files_values():
+    topo = load_topology()
+    assert topo.tuning.profile == "default" and topo.tuning.gateway_concurrency == 500
+    assert topo.profiles == ("low-latency", "high-throughput")
+    local, public = topo.channels[0].ordering, topo.public_channel.ordering
+    assert (local.batch_timeout_ms, local.max_message_count, local.smartbft) == (250, 100, None)
+    assert (public.batch_timeout_ms, public.max_message_count) == (250, 100)
+    assert (public.smartbft.request_pool_size, public.smartbft.incoming_message_buffer_size) == (100000, 200)
+    assert load_topology(profile="default") == topo
+
+
+def test_profiles_override_only_the_knobs_they_set():
+    default = load_topology()
+    fast = load_topology(profile="low-latency")
+    assert fast.tuning.profile == "low-latency" and fast.tuning.gateway_concurrency == 500
+    for channel in fast.channels:
+        assert (channel.ordering.batch_timeout_ms, channel.ordering.max_message_count) == (20, 10)
+    assert fast.public_channel.ordering.smartbft == default.public_channel.ordering.smartbft
+    wide = load_topology(profile="high-throughput")
+    assert wide.tuning.gateway_concurrency == 2500
+    assert [(c.ordering.batch_timeout_ms, c.ordering.max_message_count) for c in wide.channels] == [
+        (100, 500)] * 3 + [(200, 500)]
+    assert wide.public_channel.ordering.smartbft.incoming_message_buffer_size == 1000
+    assert wide.public_channel.ordering.smartbft.request_pool_size == 100000  # not set: the file's value
+    # nothing but tuning differs
+    assert wide.ports() == default.ports() and wide.chaincodes == default.chaincodes
+    assert [c.ordering.consensus for c in wide.channels] == [c.ordering.consensus for c in default.channels]
+
+
+def test_a_profile_may_tune_a_section_the_file_leaves_to_defaults(raw):
+    raw.pop("peer_gateway")
+    del raw["channels"]["public"]["smartbft"]
+    raw["profiles"]["x"] = {"peer_gateway": {"concurrency": 7}, "channels": {"public": {"smartbft": {
+        "request_pool_size": 4000}}}}
+    assert parse_topology(raw).tuning.gateway_concurrency == 500
+    tuned = parse_topology(raw, profile="x")
+    assert tuned.tuning.gateway_concurrency == 7
+    assert tuned.public_channel.ordering.smartbft.request_pool_size == 4000
+
+
+@pytest.mark.parametrize(
+    "mutate, profile, field",
+    [
+        (lambda r: r["profiles"]["low-latency"]["channels"]["local"].update(batch_timeout="soon"), None,
+         "profiles.low-latency.channels.local.batch_timeout: must be a duration"),
+        (lambda r: r["profiles"]["low-latency"]["channels"]["local"].update(consensus="bft"), None,
+         "profiles.low-latency.channels.local.consensus: not allowed here"),
+        (lambda r: r["profiles"]["low-latency"].update(base_port=1), None,
+         "profiles.low-latency.base_port: not allowed here (a profile sets tuning knobs only)"),
+        (lambda r: r["profiles"]["low-latency"]["channels"]["local"].update(smartbft={"request_pool_size": 9}),
+         None, "profiles.low-latency.channels.local.smartbft: only for consensus bft"),
+        (lambda r: r["profiles"]["high-throughput"]["channels"]["public"]["smartbft"].update(pool=1), None,
+         "profiles.high-throughput.channels.public.smartbft.pool: not allowed here"),
+        (lambda r: r["profiles"]["high-throughput"]["channels"]["public"]["smartbft"].update(
+            request_pool_size=100), None,
+         "profiles.high-throughput.channels.public.smartbft.request_pool_size: must hold at least one batch"),
+        (lambda r: r["profiles"]["high-throughput"]["peer_gateway"].update(concurrency=0), None,
+         "profiles.high-throughput.peer_gateway.concurrency: must be between 1 and 100000"),
+        (lambda r: r["profiles"].update({"Fast": {}}), None, "profiles.Fast: a profile name must match"),
+        (lambda r: r["profiles"].update({"default": {}}), None, "profiles.default: a profile name must match"),
+        (lambda r: None, "turbo", "profiles: no profile 'turbo' (known: default, low-latency, high-throughput)"),
+        (lambda r: r["channels"]["public"]["smartbft"].update(request_pool_siz=1), None,
+         "channels.public.smartbft.request_pool_siz: unknown field"),
+        (lambda r: r["channels"]["local"].update(smartbft={"request_pool_size": 500}), None,
+         "channels.local.smartbft: only for consensus bft"),
+        (lambda r: r["peer_gateway"].update(concurrency="many"), None, "peer_gateway.concurrency: must be an integer"),
+        (lambda r: r["baseline"].update(name="medfabric"), None, "baseline.name: 'medfabric' is already"),
+        (lambda r: r["baseline"].update(enabled="yes"), None, "baseline.enabled: must be true or false"),
+        (lambda r: r["baseline"].update(language="go"), None, "baseline.language: unknown field"),
+    ],
+)
+def test_invalid_tuning_names_the_field(raw, mutate, profile, field):
+    mutate(raw)
+    with pytest.raises(TopologyError) as err:
+        parse_topology(raw, profile=profile)
+    assert field in str(err.value)
+
+
+def test_load_with_an_unknown_profile_names_the_file(tmp_path):
+    with pytest.raises(TopologyError, match=r"^topology.yaml: profiles: no profile 'nope'"):
+        load_topology(profile="nope")
+
+
+def test_every_profile_keeps_the_consortiums_name():
+    assert {load_topology(profile=p).name for p in ("default", "low-latency", "high-throughput")} == {"medfabric"}

@@ -9,9 +9,11 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from medfabric.layout import NetworkLayout
+from medfabric.topology import DEFAULT_TOPOLOGY
 from medfabric_ops import cli
 from medfabric_ops.network import StepTiming
 from medfabric_ops.process import ProcessError
@@ -26,6 +28,10 @@ def build_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDFABRIC_BUILD_DIR", str(tmp_path / "network"))
     monkeypatch.delenv("FABRIC_BIN", raising=False)
     monkeypatch.delenv("MEDFABRIC_TOPOLOGY", raising=False)
+    monkeypatch.delenv("MEDFABRIC_PROFILE", raising=False)
+    monkeypatch.delenv("MEDFABRIC_BENCH_DIR", raising=False)
+    # whether this machine could run the Node baseline must not change what the tests see
+    monkeypatch.setattr(cli, "baseline_unavailable", lambda needs_node: None)
     return tmp_path / "network"
 
 
@@ -43,7 +49,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
 
 
 def test_the_group_offers_the_life_cycle_commands():
-    assert set(cli.network.commands) == {"setup", "render", "up", "down", "status", "clean", "logs"}
+    assert set(cli.network.commands) == {"setup", "render", "up", "down", "status", "clean", "logs", "bench"}
 
 
 def test_a_missing_topology_is_a_one_line_error(build_dir, tmp_path):
@@ -67,7 +73,7 @@ def test_setup_reports_what_it_found(build_dir, tmp_path):
 
 
 def test_up_reports_each_step_time(build_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.native, "up", lambda topology, layout, binaries, progress: [
+    monkeypatch.setattr(cli.native, "up", lambda topology, layout, binaries, progress, with_baseline: [
         StepTiming("start orderers", 0.5), StepTiming("join peers", 1.25)])
     release = fake_release(tmp_path / "bin")
     result = invoke("up", "--json", env={"FABRIC_BIN": str(release)})
@@ -80,7 +86,7 @@ def test_up_reports_each_step_time(build_dir, tmp_path, monkeypatch):
 
 
 def test_a_node_that_dies_during_up_is_named_with_its_log_tail(build_dir, tmp_path, monkeypatch):
-    def crash(topology, layout, binaries, progress):
+    def crash(topology, layout, binaries, progress, with_baseline):
         raise ProcessError("duty.hospital-a.medfabric.local", "exited before it was ready",
                            Path("/logs/duty.log"), ["panic: listen tcp 127.0.0.1:7100: bind: address already in use"])
 
@@ -155,3 +161,82 @@ def test_render_writes_crypto_configs_and_compose_without_starting_anything(buil
     assert (layout.node_config(domain.duty_peer.host_name) / "core.yaml").is_file()
     assert compose_file.read_text().startswith("# Generated from network/topology.yaml")
     assert not layout.run.exists() or not any(layout.run.iterdir())
+
+
+def test_render_applies_a_profile_and_writes_the_caliper_network_config(build_dir, tmp_path, monkeypatch):
+    compose_file = tmp_path / "docker-compose.yaml"
+    monkeypatch.setattr(cli, "COMPOSE_FILE", compose_file)
+    result = invoke("render", "--profile", "high-throughput", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    layout = NetworkLayout(build_dir)
+    assert report["profile"] == "high-throughput"
+    assert report["caliper_network_config"] == str(layout.caliper_network_config)
+    assert yaml.safe_load(layout.caliper_network_config.read_text())["version"] == "2.0.0"
+    topology = cli.load_topology(None)
+    core = yaml.safe_load((layout.node_config(topology.peers[0].host_name) / "core.yaml").read_text())
+    assert core["peer"]["limits"]["concurrency"]["gatewayService"] == 2500
+    configtx = yaml.safe_load((layout.configtx_dir / "configtx.yaml").read_text())
+    assert configtx["Profiles"]["public"]["Orderer"]["SmartBFT"]["RequestBatchMaxInterval"] == "200ms"
+    # the compose file does not depend on the profile: the committed one stays valid
+    assert compose_file.read_text() == (cli.PROJECT_ROOT / "docker-compose.yaml").read_text()
+
+
+def test_an_unknown_profile_is_a_one_line_error(build_dir):
+    for command in ("setup", "render", "up"):
+        assert_one_line_error(invoke(command, "--profile", "turbo"),
+                              "profiles: no profile 'turbo' (known: default, low-latency, high-throughput)")
+
+
+def test_the_profile_can_come_from_medfabric_profile(build_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "COMPOSE_FILE", tmp_path / "docker-compose.yaml")
+    result = invoke("render", "--json", env={"MEDFABRIC_PROFILE": "low-latency"})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["profile"] == "low-latency"
+
+
+def test_setup_reports_the_profile_and_writes_the_caliper_network_config(build_dir, tmp_path):
+    release = fake_release(tmp_path / "bin")
+    result = invoke("setup", "--profile", "low-latency", "--json", env={"FABRIC_BIN": str(release)})
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["profile"] == "low-latency"
+    assert NetworkLayout(build_dir).caliper_network_config.is_file()
+
+
+def test_up_passes_the_profile_and_deploys_the_baseline_where_it_can_run(build_dir, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli.native, "up", lambda topology, layout, binaries, progress, with_baseline: calls.append(
+        (topology.tuning.profile, with_baseline)) or [StepTiming("start peers", 0.1)])
+    monkeypatch.setattr(cli, "baseline_unavailable", lambda needs_node: None)
+    release = fake_release(tmp_path / "bin")
+    result = invoke("up", "--profile", "low-latency", env={"FABRIC_BIN": str(release)})
+    assert result.exit_code == 0, result.stderr
+    assert calls == [("low-latency", True)] and "skipping" not in result.stderr
+
+
+def test_up_without_node_skips_the_baseline_saying_so_in_one_line(build_dir, tmp_path, monkeypatch):
+    calls, asked = [], []
+    monkeypatch.setattr(cli.native, "up", lambda topology, layout, binaries, progress, with_baseline: calls.append(
+        with_baseline) or [StepTiming("start peers", 0.1)])
+    monkeypatch.setattr(cli, "baseline_unavailable", lambda needs_node: asked.append(needs_node) or
+                        "node is not installed (Node.js 20 runs it)")
+    result = invoke("up", env={"FABRIC_BIN": str(fake_release(tmp_path / "bin"))})
+    assert result.exit_code == 0, result.stderr
+    assert calls == [False] and asked == [True]
+    assert result.stderr.splitlines() == [
+        "skipping the medfabric-node baseline chaincode: node is not installed (Node.js 20 runs it)"]
+
+
+def test_up_of_a_topology_without_baseline_does_not_look_for_node(build_dir, tmp_path, monkeypatch):
+    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    raw["baseline"]["enabled"] = False
+    topology_file = tmp_path / "topology.yaml"
+    topology_file.write_text(yaml.safe_dump(raw))
+    calls = []
+    monkeypatch.setattr(cli.native, "up", lambda topology, layout, binaries, progress, with_baseline: calls.append(
+        (topology.baseline, with_baseline)) or [StepTiming("start peers", 0.1)])
+    monkeypatch.setattr(cli, "baseline_unavailable", lambda needs_node: pytest.fail("looked for node"))
+    result = invoke("up", "--topology", str(topology_file), env={"FABRIC_BIN": str(fake_release(tmp_path / "bin"))})
+    assert result.exit_code == 0, result.stderr
+    assert calls == [(None, True)] and result.stderr == ""

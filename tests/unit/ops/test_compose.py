@@ -5,6 +5,7 @@ against the Compose Specification."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import tomllib
 from pathlib import Path, PurePosixPath
@@ -18,12 +19,15 @@ from medfabric.topology import DEFAULT_TOPOLOGY, load_topology
 from medfabric_ops import render
 from medfabric_ops.compose import (
     CHAINCODE_IMAGE,
+    CONTAINER_BASELINE_DIR,
     CONTAINER_BUILDER_DIR,
     CONTAINER_LAYOUT,
+    NODE_IMAGE,
     chaincode_service_name,
     published_ports,
     render_compose,
 )
+from medfabric_ops.lifecycle import node_chaincode_command
 from medfabric_ops.crypto_material import generate_crypto
 from medfabric_ops.render.chaincode_package import package_id
 from medfabric_ops.render.core_yaml import CCAAS_BUILDER_DIR
@@ -91,7 +95,7 @@ def test_the_committed_file_is_the_one_rendered_from_the_topology(topology):
 
 
 def test_services_are_the_nodes_the_chaincode_servers_the_data_services_and_the_network(topology, services):
-    chaincode = [chaincode_service_name(domain) for domain in topology.domains]
+    chaincode = [chaincode_service_name(domain, c) for c in topology.chaincodes for domain in topology.domains]
     assert set(services) == {"network", *node_services(topology), *chaincode, *data_services(topology)}
     for name in (*node_services(topology), *chaincode, *data_services(topology)):
         assert services[name]["container_name"] == name
@@ -159,6 +163,32 @@ def test_chaincode_servers_run_under_their_domains_package_id(topology, services
         assert service["environment"]["CHAINCODE_ID"] == package_id(topology, domain)
         assert service["environment"]["CHAINCODE_SERVER_ADDRESS"] == f"127.0.0.1:{domain.chaincode_port}"
         assert service["build"] == {"context": ".", "dockerfile": "chaincode/Dockerfile"}
+
+
+def test_baseline_servers_run_fabric_chaincode_node_in_the_node_image_on_the_mounted_baseline(topology, services):
+    for index, domain in enumerate(topology.domains):
+        service = services[chaincode_service_name(domain, topology.baseline)]
+        assert chaincode_service_name(domain, topology.baseline) == f"chaincode-medfabric-node.{domain.org_domain}"
+        address, chaincode_id = f"127.0.0.1:{7850 + index}", package_id(topology, domain, topology.baseline)
+        assert service["image"] == NODE_IMAGE == "node:20-alpine" and "build" not in service
+        assert service["environment"] == {"CHAINCODE_SERVER_ADDRESS": address, "CHAINCODE_ID": chaincode_id}
+        assert service["command"] == node_chaincode_command(CONTAINER_BASELINE_DIR, address, chaincode_id)
+        assert service["command"][:3] == [
+            "node", "/opt/medfabric/caliper/baseline/node_modules/.bin/fabric-chaincode-node", "server"]
+        assert mounts(service) == {"/opt/medfabric/caliper/baseline": "./caliper/baseline"}
+        assert service["volumes"][0].endswith(":ro") and service["working_dir"] == str(CONTAINER_BASELINE_DIR)
+        assert service["user"] == "node" and service["network_mode"] == "service:network"
+        assert (PROJECT_ROOT / "caliper" / "baseline").is_dir()
+
+
+def test_a_topology_without_baseline_has_no_node_services(topology):
+    services = yaml.safe_load(render_compose(dataclasses.replace(topology, baseline=None)))["services"]
+    assert not any("medfabric-node" in name for name in services)
+
+
+@pytest.mark.parametrize("profile", ["low-latency", "high-throughput"])
+def test_the_compose_file_is_the_same_for_every_profile(profile):
+    assert render_compose(load_topology(profile=profile)) == COMPOSE_FILE.read_text()
 
 
 def test_data_services_run_the_module_in_the_chaincode_image(topology, services):

@@ -106,16 +106,20 @@ def project(tmp_path, topology):
 def compose_document(topology, layout, network_container="medfabric-network") -> str:
     """The parts of docker-compose.yaml docker mode reads: the network service and the chaincode ids."""
     services = {compose.NETWORK_SERVICE: {"container_name": network_container}}
-    for domain in topology.domains:
-        package_id = render.chaincode_package(topology, layout, domain)[1]
-        services[compose.chaincode_service_name(domain)] = {"environment": {"CHAINCODE_ID": package_id}}
+    for chaincode in topology.chaincodes:
+        for domain in topology.domains:
+            package_id = render.chaincode_package(topology, layout, domain, chaincode)[1]
+            services[compose.chaincode_service_name(domain, chaincode)] = {"environment": {"CHAINCODE_ID": package_id}}
     return yaml.safe_dump({"name": topology.name, "services": services})
+
+
+def chaincode_services(topology) -> list[str]:
+    return [compose.chaincode_service_name(d, c) for c in topology.chaincodes for d in topology.domains]
 
 
 def all_services(topology) -> list[str]:
     return [compose.NETWORK_SERVICE, *(o.host_name for o in topology.orderers), *(p.host_name for p in topology.peers),
-            *(compose.chaincode_service_name(d) for d in topology.domains),
-            *(f"data-service.{d.org_domain}" for d in topology.domains)]
+            *chaincode_services(topology), *(f"data-service.{d.org_domain}" for d in topology.domains)]
 
 
 def compose_argv(project, *args) -> list[str]:
@@ -215,7 +219,7 @@ def test_up_takes_the_native_steps_with_services_and_tools_containers(topology, 
         return at(lambda e: e[0] == "docker" and e[1] == compose_argv(project, "up", "-d", *services))
 
     orderers, peers = topology.orderers, topology.peers
-    chaincode = [compose.chaincode_service_name(d) for d in topology.domains]
+    chaincode = chaincode_services(topology)
     data_services = [f"data-service.{d.org_domain}" for d in topology.domains]
     healthz = "http://127.0.0.1:{}/healthz".format
     identity = "http://127.0.0.1:{}/identity".format
@@ -307,7 +311,8 @@ def test_chaincode_services_must_run_the_packages_the_peers_install(docker, topo
     project.file.write_text(compose_document(topology, layout))
     domain = topology.domains[0]
     with pytest.raises(DockerError, match=rf"runs chaincode\.{domain.org_domain} as .*, but its peers install other"):
-        ComposeNodes(project, topology).start_chaincode_servers({d.id: "other" for d in topology.domains})
+        ComposeNodes(project, topology).start_chaincode_servers(
+            {c.name: {d.id: "other" for d in topology.domains} for c in topology.chaincodes})
     assert docker.calls() == []
 
 
@@ -413,9 +418,12 @@ def build_dir(tmp_path, monkeypatch):
 def test_setup_in_docker_mode_needs_no_fabric_binaries_and_reports_docker(docker, build_dir):
     result = invoke("setup", "--mode", "docker", "--json")
     assert result.exit_code == 0, result.stderr
+    caliper_config = build_dir / "config" / "caliper" / "network.yaml"
     assert json.loads(result.stdout) == {
         "mode": "docker", "compose": "2.29.1", "engine": "27.3.1",
-        "images": [f"hyperledger/fabric-{node}:3.1.5" for node in ("orderer", "peer", "tools")]}
+        "images": [f"hyperledger/fabric-{node}:3.1.5" for node in ("orderer", "peer", "tools")],
+        "caliper_network_config": str(caliper_config)}
+    assert yaml.safe_load(caliper_config.read_text())["version"] == "2.0.0"
     assert docker.argvs() == [["compose", "version", "--short"], ["info", "--format", "{{.ServerVersion}}"]]
 
 
@@ -446,14 +454,29 @@ def test_up_in_docker_mode_uses_the_project_file_and_the_topology_name(
         docker, build_dir, topology, monkeypatch):
     calls = []
 
-    def fake_up(topo, layout, project, progress):
-        calls.append((topo.name, layout.root, project))
+    def fake_up(topo, layout, project, progress, with_baseline):
+        calls.append((topo.name, layout.root, project, with_baseline))
         return [network.StepTiming("start orderers", 0.5)]
 
     monkeypatch.setattr(docker_mode, "up", fake_up)
+    monkeypatch.setattr(cli, "baseline_unavailable", lambda needs_node: None)
     result = invoke("up", "--mode", "docker")
     assert result.exit_code == 0, result.stderr
-    assert calls == [(topology.name, build_dir, ComposeProject(cli.COMPOSE_FILE, topology.name))]
+    assert calls == [(topology.name, build_dir, ComposeProject(cli.COMPOSE_FILE, topology.name), True)]
+
+
+def test_up_in_docker_mode_needs_the_baselines_node_modules_but_no_node(docker, build_dir, monkeypatch):
+    asked, calls = [], []
+    monkeypatch.setattr(docker_mode, "up", lambda *args, progress, with_baseline: calls.append(with_baseline) or [
+        network.StepTiming("start peers", 0.1)])
+    monkeypatch.setattr(cli, "baseline_unavailable", lambda needs_node: asked.append(needs_node) or
+                        "caliper/baseline/node_modules is not installed (`npm ci` there, or `make baseline-deps`)")
+    result = invoke("up", "--mode", "docker")
+    assert result.exit_code == 0, result.stderr
+    assert asked == [False] and calls == [False]
+    assert result.stderr.splitlines()[0] == (
+        "skipping the medfabric-node baseline chaincode: caliper/baseline/node_modules is not installed "
+        "(`npm ci` there, or `make baseline-deps`)")
 
 
 def test_down_in_docker_mode_counts_the_containers_it_stopped(docker, build_dir, topology, layout):

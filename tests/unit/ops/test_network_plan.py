@@ -10,17 +10,22 @@ chaincode packages are the real ones.
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
+import io
 import itertools
 import json
 import sys
+import tarfile
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from medfabric.layout import NetworkLayout
+from medfabric.topology import load_topology
 from medfabric_ops import channel as channel_module
-from medfabric_ops import crypto_material, network, render
+from medfabric_ops import crypto_material, lifecycle, network, render
 from medfabric_ops.binaries import FabricCommandError
 from medfabric_ops.data_services import DataServiceError, start_data_service
 from medfabric_ops.lifecycle import DeployError
@@ -53,8 +58,8 @@ class FakeFabric:
         self.orderer_channels: dict[str, set[str]] = defaultdict(set)
         self.peer_channels: dict[str, set[str]] = defaultdict(set)
         self.installed: dict[str, set[str]] = defaultdict(set)
-        self.approved: dict[str, set[str]] = defaultdict(set)
-        self.committed: dict[str, int] = {}
+        self.approved: dict[tuple[str, str], set[str]] = defaultdict(set)  # (channel, chaincode) -> MSP ids
+        self.committed: dict[str, dict[str, int]] = defaultdict(dict)  # channel -> chaincode -> sequence
         self.refusals_left = 0  # SERVICE_UNAVAILABLE answers to give before accepting transactions
         self.failing_command: str | None = None
         self.installs_as: str | None = None  # package id Fabric computes, if not the expected one
@@ -93,33 +98,33 @@ class FakeFabric:
         lifecycle = args[2]
         if lifecycle == "queryinstalled":
             ids = sorted(self.installed[host])
-            return json.dumps({"installed_chaincodes": [{"package_id": i, "label": "medfabric_0.1"} for i in ids]}
+            return json.dumps({"installed_chaincodes": [{"package_id": i, "label": i.split(":")[0]} for i in ids]}
                               if ids else {})
         if lifecycle == "install":
             package = Path(args[3])
-            self.installed[host].add(self.installs_as or render.chaincode_package(
-                self.topology, NetworkLayout(package.parents[2]), self.topology.domain(package.parent.name))[1])
+            self.installed[host].add(self.installs_as or fabric_package_id(package.read_bytes()))
             self.events.append(("install", host, package))
             return ""
         channel = flag(args, "--channelID")
         if lifecycle == "querycommitted":
-            name = self.topology.chaincode.name
-            if channel not in self.committed:
+            if not self.committed.get(channel):
                 return "{}"
-            return json.dumps({"chaincode_definitions": [{"name": name, "sequence": self.committed[channel]}]})
+            return json.dumps({"chaincode_definitions": [
+                {"name": name, "sequence": sequence} for name, sequence in self.committed[channel].items()]})
+        name = flag(args, "--name")
         if lifecycle == "checkcommitreadiness":
             members = [d.msp_id for d in self.topology.channel(channel).domains]
-            return json.dumps({"approvals": {m: m in self.approved[channel] for m in members}})
+            return json.dumps({"approvals": {m: m in self.approved[channel, name] for m in members}})
         if self.refusals_left:
             self.refusals_left -= 1
             raise FabricCommandError(f"peer lifecycle chaincode {lifecycle}", "exit 1", UNAVAILABLE, host)
         if lifecycle == "approveformyorg":
-            self.approved[channel].add(msp)
+            self.approved[channel, name].add(msp)
             self.events.append(("approve", channel, msp, args))
             return ""
         if lifecycle == "commit":
-            assert self.approved[channel] == {d.msp_id for d in self.topology.channel(channel).domains}
-            self.committed[channel] = int(flag(args, "--sequence"))
+            assert self.approved[channel, name] == {d.msp_id for d in self.topology.channel(channel).domains}
+            self.committed[channel][name] = int(flag(args, "--sequence"))
             self.events.append(("commit", channel, msp, args))
             return ""
         raise AssertionError(f"unexpected command: peer {' '.join(args)}")
@@ -152,6 +157,19 @@ class FakeFabric:
                 return self.info(channel)
 
         return FakeOSNAdmin
+
+
+def fabric_package_id(package: bytes) -> str:
+    """The id a peer gives a package: the label in its metadata.json, a colon, the SHA-256 of its bytes."""
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(package))) as tar:
+        label = json.load(tar.extractfile("metadata.json"))["label"]
+    return f"{label}:{hashlib.sha256(package).hexdigest()}"
+
+
+def chaincode_servers(topology) -> list[str]:
+    """The chaincode servers `up` starts, in order: the application's of every domain, then the baseline's."""
+    return [*(f"chaincode.{d.org_domain}" for d in topology.domains),
+            *(f"chaincode-medfabric-node.{d.org_domain}" for d in topology.domains if topology.baseline)]
 
 
 class _FakeSupervisor:
@@ -200,13 +218,13 @@ def test_up_takes_the_steps_in_order_and_times_each(topology, layout, fabric):
 
     orderers = {o.host_name for o in topology.orderers}
     peers = {p.host_name for p in topology.peers}
-    chaincode_servers = {f"chaincode.{d.org_domain}" for d in topology.domains}
+    servers = set(chaincode_servers(topology))
     data_services = {f"data-service.{d.org_domain}" for d in topology.domains}
     order = [
         positions(fabric, "crypto"), positions(fabric, "render"), positions(fabric, "configtxgen"),
         positions(fabric, "start", orderers), positions(fabric, "ready", orderers), positions(fabric, "orderer join"),
         positions(fabric, "start", peers), positions(fabric, "ready", peers), positions(fabric, "peer join"),
-        positions(fabric, "start", chaincode_servers), positions(fabric, "ready", chaincode_servers),
+        positions(fabric, "start", servers), positions(fabric, "ready", servers),
         positions(fabric, "install"), positions(fabric, "approve") + positions(fabric, "commit"),
         positions(fabric, "start", data_services), positions(fabric, "ready", data_services),
     ]
@@ -214,9 +232,12 @@ def test_up_takes_the_steps_in_order_and_times_each(topology, layout, fabric):
     for earlier, later in itertools.pairwise(order):
         assert max(earlier) < min(later)
     for channel in topology.channels:  # channels are deployed concurrently, each in lifecycle order
-        approvals = [i for i, e in enumerate(fabric.events) if e[0] == "approve" and e[1] == channel.name]
-        [commit] = [i for i, e in enumerate(fabric.events) if e[0] == "commit" and e[1] == channel.name]
-        assert max(approvals) < commit
+        for chaincode in topology.chaincodes:
+            approvals = [i for i, e in enumerate(fabric.events)
+                         if e[0] == "approve" and e[1] == channel.name and flag(e[3], "--name") == chaincode.name]
+            [commit] = [i for i, e in enumerate(fabric.events)
+                        if e[0] == "commit" and e[1] == channel.name and flag(e[3], "--name") == chaincode.name]
+            assert max(approvals) < commit
 
 
 def test_every_channel_gets_its_genesis_block_and_its_own_members(topology, layout, fabric):
@@ -289,33 +310,80 @@ def test_a_topology_not_read_from_a_file_cannot_be_given_to_the_data_services(to
     assert not [e for e in fabric.events if e[0] == "start" and e[1].startswith("data-service.")]
 
 
-def test_the_chaincode_is_installed_approved_and_committed_as_the_lifecycle_requires(topology, layout, fabric):
+def test_the_chaincodes_are_installed_approved_and_committed_as_the_lifecycle_requires(topology, layout, fabric):
     run_up(topology, layout, fabric)
     installs = [e for e in fabric.events if e[0] == "install"]
-    assert sorted(e[1] for e in installs) == sorted(p.host_name for p in topology.peers)
+    assert sorted(e[1] for e in installs) == sorted(p.host_name for p in topology.peers for _ in topology.chaincodes)
     for _kind, host, package in installs:
-        assert package == layout.chaincode_package(next(d for d in topology.domains if host.endswith(d.org_domain)))
+        domain = next(d for d in topology.domains if host.endswith(d.org_domain))
+        assert package in {layout.chaincode_package(domain), layout.chaincode_package(domain, "medfabric-node")}
 
-    chaincode = topology.chaincode
-    for channel in topology.channels:
-        approvals = [e for e in fabric.events if e[0] == "approve" and e[1] == channel.name]
-        assert sorted(e[2] for e in approvals) == sorted(d.msp_id for d in channel.domains)
-        orderer = channel.orderers[0]
-        for _kind, _channel, msp, args in approvals:
-            domain = next(d for d in channel.domains if d.msp_id == msp)
-            assert flag(args, "--package-id") == render.chaincode_package(topology, layout, domain)[1]
-            assert (flag(args, "--name"), flag(args, "--version"), flag(args, "--sequence")) == (
-                chaincode.name, chaincode.version, str(chaincode.sequence))
-            assert flag(args, "--orderer") == orderer.address
-            assert flag(args, "--ordererTLSHostnameOverride") == orderer.host_name
-            assert "--tls" in args
-            assert flag(args, "--cafile") == str(layout.orderer_tls_ca(topology.orderer_domain(orderer)))
-        [(_kind, _channel, _msp, args)] = [e for e in fabric.events if e[0] == "commit" and e[1] == channel.name]
-        endorsers = {p.address: p for p in channel.peers}
-        addresses = flags(args, "--peerAddresses")
-        assert sorted(endorsers[a].domain_id for a in addresses) == sorted(d.id for d in channel.domains)
-        assert flags(args, "--tlsRootCertFiles") == [
-            str(layout.peer_tls_ca(topology.domain(endorsers[a].domain_id))) for a in addresses]
+    for chaincode in topology.chaincodes:
+        for channel in topology.channels:
+            approvals = [e for e in fabric.events
+                         if e[0] == "approve" and e[1] == channel.name and flag(e[3], "--name") == chaincode.name]
+            assert sorted(e[2] for e in approvals) == sorted(d.msp_id for d in channel.domains)
+            orderer = channel.orderers[0]
+            for _kind, _channel, msp, args in approvals:
+                domain = next(d for d in channel.domains if d.msp_id == msp)
+                assert flag(args, "--package-id") == render.chaincode_package(topology, layout, domain, chaincode)[1]
+                assert (flag(args, "--version"), flag(args, "--sequence")) == (
+                    chaincode.version, str(chaincode.sequence))
+                assert flag(args, "--orderer") == orderer.address
+                assert flag(args, "--ordererTLSHostnameOverride") == orderer.host_name
+                assert "--tls" in args
+                assert flag(args, "--cafile") == str(layout.orderer_tls_ca(topology.orderer_domain(orderer)))
+            [(_kind, _channel, _msp, args)] = [
+                e for e in fabric.events
+                if e[0] == "commit" and e[1] == channel.name and flag(e[3], "--name") == chaincode.name]
+            endorsers = {p.address: p for p in channel.peers}
+            addresses = flags(args, "--peerAddresses")
+            assert sorted(endorsers[a].domain_id for a in addresses) == sorted(d.id for d in channel.domains)
+            assert flags(args, "--tlsRootCertFiles") == [
+                str(layout.peer_tls_ca(topology.domain(endorsers[a].domain_id))) for a in addresses]
+    assert dict(fabric.committed) == {c.name: {"medfabric": 1, "medfabric-node": 1} for c in topology.channels}
+
+
+def test_each_domain_runs_a_node_baseline_server_under_its_package_id(topology, layout, fabric):
+    run_up(topology, layout, fabric)
+    starts = {e[1]: (e[2], e[3], e[4]) for e in fabric.events if e[0] == "start"}
+    for index, domain in enumerate(topology.domains):
+        argv, env, cwd = starts[f"chaincode-medfabric-node.{domain.org_domain}"]
+        package_id = render.chaincode_package(topology, layout, domain, topology.baseline)[1]
+        assert package_id.startswith("medfabric-node_0.1:")
+        assert argv == lifecycle.node_chaincode_command(lifecycle.BASELINE_DIR, f"127.0.0.1:{7850 + index}",
+                                                        package_id)
+        assert argv[:3] == ["node", str(lifecycle.BASELINE_DIR / "node_modules/.bin/fabric-chaincode-node"),
+                            "server"]
+        assert flag(argv, "--chaincode-address") == f"127.0.0.1:{7850 + index}"
+        assert flag(argv, "--chaincode-id") == package_id
+        assert flag(argv, "--module-path") == str(lifecycle.BASELINE_DIR)
+        assert not any(key.startswith("CORE_") for key in env)
+        assert cwd == layout.node_data(f"chaincode-medfabric-node.{domain.org_domain}")
+    ready = [e[1] for e in fabric.events if e[0] == "ready"]
+    assert set(chaincode_servers(topology)) <= set(ready)
+
+
+def test_up_without_the_baseline_deploys_the_application_chaincode_only(topology, layout, fabric):
+    network.up(topology, layout, fabric, with_baseline=False)
+    started = [e[1] for e in fabric.events if e[0] == "start"]
+    assert not any("medfabric-node" in name for name in started)
+    assert not any("medfabric-node" in str(e[2]) for e in fabric.events if e[0] == "install")
+    assert dict(fabric.committed) == {c.name: {"medfabric": 1} for c in topology.channels}
+    # and a topology without the baseline section does the same
+    fabric.events.clear()
+    network.up(network.without_baseline(topology), layout, fabric)
+    assert {"start", "install", "approve", "commit"}.isdisjoint(fabric.kinds())
+
+
+def test_the_baseline_can_be_added_to_a_running_consortium(topology, layout, fabric):
+    network.up(topology, layout, fabric, with_baseline=False)
+    fabric.events.clear()
+    run_up(topology, layout, fabric)
+    assert [e[1] for e in fabric.events if e[0] == "start"] == [
+        f"chaincode-medfabric-node.{d.org_domain}" for d in topology.domains]
+    assert {flag(e[3], "--name") for e in fabric.events if e[0] in ("approve", "commit")} == {"medfabric-node"}
+    assert "configtxgen" not in fabric.kinds()
 
 
 def test_up_twice_changes_nothing(topology, layout, fabric):
@@ -340,13 +408,17 @@ def test_up_after_down_restarts_the_processes_and_nothing_else(topology, layout,
 def test_a_half_done_deployment_is_completed(topology, layout, fabric):
     public = topology.public_channel
     first = public.domains[0]
-    fabric.approved[public.name].add(first.msp_id)
+    fabric.approved[public.name, "medfabric"].add(first.msp_id)
     fabric.installed[first.duty_peer.host_name].add(render.chaincode_package(topology, layout, first)[1])
     run_up(topology, layout, fabric)
-    assert sorted(e[2] for e in fabric.events if e[0] == "approve" and e[1] == public.name) == sorted(
+    approvals = [e for e in fabric.events if e[0] == "approve" and e[1] == public.name]
+    assert sorted(e[2] for e in approvals if flag(e[3], "--name") == "medfabric") == sorted(
         d.msp_id for d in public.domains[1:])
-    assert first.duty_peer.host_name not in {e[1] for e in fabric.events if e[0] == "install"}
-    assert fabric.committed[public.name] == topology.chaincode.sequence
+    assert sorted(e[2] for e in approvals if flag(e[3], "--name") == "medfabric-node") == sorted(
+        d.msp_id for d in public.domains)
+    installed = [e[2] for e in fabric.events if e[0] == "install" and e[1] == first.duty_peer.host_name]
+    assert installed == [layout.chaincode_package(first, "medfabric-node")]
+    assert fabric.committed[public.name] == {"medfabric": 1, "medfabric-node": 1}
 
 
 def test_transactions_wait_while_the_ordering_service_has_no_leader(topology, layout, fabric):
@@ -379,7 +451,7 @@ def test_status_reports_processes_orderers_peers_and_chaincode(topology, layout,
     assert public["orderers"][topology.public_channel.orderers[0].host_name] == {
         "status": "active", "consensus_relation": "consenter", "height": 1}
     assert public["peers"] == {d.duty_peer.host_name: {"height": 1} for d in topology.domains}
-    assert public["chaincode"] == {topology.chaincode.name: topology.chaincode.sequence}
+    assert public["chaincode"] == {c.name: c.sequence for c in topology.chaincodes}
 
 
 def test_status_without_binaries_or_processes_says_why_facts_are_missing(topology, layout, fabric):
@@ -398,8 +470,10 @@ def test_process_names_are_orderers_then_peers_then_chaincode_servers_then_data_
     assert names == [
         *(o.host_name for o in topology.orderers), *(p.host_name for p in topology.peers),
         *(f"chaincode.{d.org_domain}" for d in topology.domains),
+        *(f"chaincode-medfabric-node.{d.org_domain}" for d in topology.domains),
         *(f"data-service.{d.org_domain}" for d in topology.domains),
     ]
+    assert not any("medfabric-node" in name for name in network.process_names(network.without_baseline(topology)))
 
 
 def test_clean_deletes_the_build_folder(layout):
@@ -443,3 +517,52 @@ def test_clean_refuses_a_project_subfolder_or_a_folder_with_foreign_files(tmp_pa
     (elsewhere / "connection-hospital-a.json").write_text("{}")
     network.clean(NetworkLayout(elsewhere))
     assert not elsewhere.exists()
+
+
+def test_the_channels_remember_the_profile_and_ordering_settings_they_were_created_with(topology, layout, fabric):
+    fast = load_topology(profile="low-latency")
+    run_up(fast, layout, fabric)
+    record = json.loads(layout.tuning_record.read_text())
+    assert record["profile"] == "low-latency"
+    assert record["channels"][topology.public_channel.name] == {
+        "consensus": "bft", "batch_timeout_ms": 20, "max_message_count": 10,
+        "smartbft": {"request_pool_size": 100000, "incoming_message_buffer_size": 200}}
+    assert record["channels"]["hospital-a-local"]["smartbft"] is None
+    assert network.read_tuning_record(layout) == record
+    fabric.events.clear()
+    run_up(fast, layout, fabric)  # the same profile again: nothing to do
+    assert "start" not in fabric.kinds()
+
+
+def test_up_with_another_profile_on_existing_channels_is_refused_before_anything_starts(topology, layout, fabric):
+    run_up(topology, layout, fabric)
+    fabric.running.clear()  # down
+    fabric.events.clear()
+    with pytest.raises(network.NetworkError, match=r"created with profile 'default' and this is profile "
+                                                   r"'high-throughput' \(channel hospital-a-local's ordering settings differ\); .*"
+                                                   r"--profile default .*clean"):
+        run_up(load_topology(profile="high-throughput"), layout, fabric)
+    assert "start" not in fabric.kinds()
+
+
+def test_edited_ordering_settings_on_existing_channels_are_refused(topology, layout, fabric):
+    run_up(topology, layout, fabric)
+    local = dataclasses.replace(topology.channels[0].ordering, batch_timeout_ms=5)
+    edited = dataclasses.replace(topology, channels=(dataclasses.replace(topology.channels[0], ordering=local),
+                                                     *topology.channels[1:]))
+    with pytest.raises(network.NetworkError, match="channel hospital-a-local's ordering settings differ"):
+        run_up(edited, layout, fabric)
+
+
+def test_channels_without_a_record_are_taken_as_they_are(topology, layout, fabric):
+    run_up(topology, layout, fabric)
+    layout.tuning_record.unlink()  # made before profiles were recorded
+    run_up(load_topology(profile="low-latency"), layout, fabric)
+    assert not layout.tuning_record.exists()  # no channel was created: nothing known to record
+
+
+def test_a_profile_that_changes_no_ordering_setting_is_still_refused_on_existing_channels(topology, layout, fabric):
+    run_up(topology, layout, fabric)
+    renamed = dataclasses.replace(topology, tuning=dataclasses.replace(topology.tuning, profile="same-batches"))
+    with pytest.raises(network.NetworkError, match=r"profile 'same-batches' \(the profile differs\)"):
+        run_up(renamed, layout, fabric)

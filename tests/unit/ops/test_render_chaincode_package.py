@@ -91,6 +91,24 @@ def test_metadata_says_ccaas_and_connection_json_names_the_domains_server(topolo
             "address": f"127.0.0.1:{domain.chaincode_port}", "dial_timeout": "10s", "tls_required": False}
 
 
+def test_the_baseline_has_its_own_package_label_and_server_per_domain(topology, layout):
+    baseline = topology.baseline
+    ids = set()
+    for index, domain in enumerate(topology.domains):
+        path, id_ = chaincode_package(topology, layout, domain, baseline)
+        assert path == layout.chaincode_package(domain, "medfabric-node") != layout.chaincode_package(domain)
+        assert path.name == "medfabric-node.tar.gz" and path.parent == layout.chaincode_package(domain).parent
+        assert id_ == f"medfabric-node_0.1:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+        assert id_ == package_id(topology, domain, baseline) != package_id(topology, domain)
+        entries = members(path.read_bytes())
+        assert json.loads(entries["metadata.json"][1]) == {"type": "ccaas", "label": "medfabric-node_0.1"}
+        connection = json.loads(members(entries["code.tar.gz"][1])["connection.json"][1])
+        assert connection["address"] == f"127.0.0.1:{7850 + index}"
+        ids.add(id_)
+    assert len(ids) == len(topology.domains)
+    assert package_label(topology, baseline) == "medfabric-node_0.1" and package_label(topology) == "medfabric_0.1"
+
+
 def test_the_builder_takes_a_package_from_detect_to_release(topology, tmp_path):
     package = package_bytes(topology, topology.domains[2])
     source, metadata = unpack_like_the_peer(package, tmp_path)

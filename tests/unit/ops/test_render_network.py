@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -209,6 +210,44 @@ def test_the_public_channel_is_bft_with_consenter_ids_and_enrollment_identities(
     assert {"RequestPoolSize", "ViewChangeTimeout", "LeaderHeartbeatTimeout", "CollectTimeout"} <= set(smartbft)
 
 
+@pytest.mark.parametrize("profile, local, public, smartbft, gateway", [
+    ("default", ("250ms", 100), ("250ms", 100), (100000, 200), 500),
+    ("low-latency", ("20ms", 10), ("20ms", 10), (100000, 200), 500),
+    ("high-throughput", ("100ms", 500), ("200ms", 500), (100000, 1000), 2500),
+])
+def test_a_profiles_tuning_reaches_configtx_and_core_yaml(tmp_path, profile, local, public, smartbft, gateway):
+    topology = load_topology(profile=profile)
+    layout = NetworkLayout(tmp_path / "network")
+    render.render_network(topology, layout)
+    profiles = configtx(layout)["Profiles"]
+    for channel in topology.channels:
+        orderer = profiles[channel.name]["Orderer"]
+        batch = (orderer["BatchTimeout"], orderer["BatchSize"]["MaxMessageCount"])
+        assert batch == (local if channel.kind == "local" else public)
+        assert ("SmartBFT" in orderer) == (channel.kind == "public")
+    options = profiles["public"]["Orderer"]["SmartBFT"]
+    assert set(options) <= SMARTBFT_OPTION_KEYS
+    assert (options["RequestBatchMaxInterval"], options["RequestBatchMaxCount"]) == public
+    assert (options["RequestPoolSize"], options["IncomingMessageBufferSize"]) == smartbft
+    # Fabric's SmartBFT config.Validate: forward < complain < auto-remove, resend < view change
+    seconds = {key: _duration(options[key]) for key in ("RequestForwardTimeout", "RequestComplainTimeout",
+                                                         "RequestAutoRemoveTimeout", "ViewChangeResendInterval",
+                                                         "ViewChangeTimeout")}
+    assert seconds["RequestForwardTimeout"] <= seconds["RequestComplainTimeout"] <= seconds["RequestAutoRemoveTimeout"]
+    assert seconds["ViewChangeResendInterval"] <= seconds["ViewChangeTimeout"]
+    assert options["RequestBatchMaxCount"] <= options["RequestBatchMaxBytes"]
+    for peer in topology.peers:
+        assert flatten(core_yaml(layout, peer))["peer.limits.concurrency.gatewayService"] == gateway
+
+
+def _duration(text: str) -> float:
+    """Go's time.ParseDuration for the forms written here: 20s, 3m0s, 250ms."""
+    total = 0.0
+    for number, unit in re.findall(r"(\d+)(ms|s|m|h)", text):
+        total += int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
+
+
 def test_policies_capabilities_and_batching_follow_the_topology(tmp_path):
     raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
     raw["channels"]["local"].update(batch_timeout="2s", max_message_count=7)
@@ -386,6 +425,8 @@ def test_each_domain_has_a_connection_profile_of_its_peers(topology, layout):
 def test_a_second_render_rewrites_nothing(topology, layout):
     rendered = [layout.config, layout.root / "chaincode", *(layout.connection_profile(d) for d in topology.domains)]
     before = snapshot(*rendered)
-    assert len(before) == 1 + len(topology.peers) + len(topology.orderers) + 2 * len(topology.domains)
+    # configtx.yaml, Caliper's network.yaml, a config per node, per domain a package per chaincode and a profile
+    assert len(before) == 2 + len(topology.peers) + len(topology.orderers) + (
+        len(topology.chaincodes) + 1) * len(topology.domains)
     render.render_network(topology, layout)
     assert snapshot(*rendered) == before

@@ -1,0 +1,127 @@
+"""The benchmark runner with the real Caliper 0.6, the project's workloads and the rendered network configuration,
+against the Gateway of tests/caliper/gateway_server.py (the real contracts on a fake Fabric, no binaries).
+
+What only a real consortium can give is left out: the supervisor's processes (the consortium check and its CPU
+groups are replaced by this test process) and the Node baseline (the fake Gateway runs medfabric only).
+Skipped without node, Caliper in caliper/node_modules (`make bench-deps`) or the smoke suite.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+
+import pytest
+import yaml
+
+from medfabric.layout import PROJECT_ROOT, NetworkLayout, latest_bench_run
+from medfabric.topology import DEFAULT_TOPOLOGY, load_topology
+from medfabric_ops import bench, network
+from medfabric_ops.crypto_material import generate_crypto
+
+CALIPER_DIR = PROJECT_ROOT / "caliper"
+
+# Every transaction refused by the contract: caliper/benchmarks/smoke-reject.yaml (hospital-a's doctor indexes a
+# record of hospital-b). Not labelled -expect-failures, so the run must fail.
+REJECT_SUITE = "smoke-reject"
+# Refused before the contract: hospital-b's doctor on hospital-a's local channel, which hospital-b has not joined.
+OUTSIDER_SUITE = {"test": {"name": "outsider", "workers": {"number": 1}, "rounds": [{
+    "label": "index-write-outsider",
+    "txNumber": 4,
+    "rateControl": {"type": "fixed-rate", "opts": {"tps": 10}},
+    "workload": {"module": "workloads/index-write.js",
+                 "arguments": {"channel": "hospital-a-local", "contractId": "medfabric",
+                               "invoker": "doctor@hospital-b"}},
+}]}}
+
+
+def _free(ports: list[int]) -> bool:
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(topology, layout, workspace, server): the fake Gateway on the duty peers' addresses, and a Caliper
+    workspace with the project's workloads and node_modules, its smoke suite and REJECT_SUITE."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    if not (CALIPER_DIR / "node_modules" / ".bin" / "caliper").exists():
+        pytest.skip("Caliper is not installed in caliper/ (`make bench-deps`)")
+    if not (CALIPER_DIR / "benchmarks" / "smoke.yaml").is_file() or not (CALIPER_DIR / "workloads").is_dir():
+        pytest.skip("no caliper/benchmarks/smoke.yaml")
+    gateway_server = pytest.importorskip("tests.caliper.gateway_server")
+
+    root = tmp_path_factory.mktemp("bench-caliper")
+    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    for _attempt in range(20):
+        raw["base_port"] = random.randrange(20_000, 60_000, 1000)
+        topology_file = root / "topology.yaml"
+        topology_file.write_text(yaml.safe_dump(raw))
+        topology = load_topology(topology_file)
+        if _free([domain.duty_peer.listen_port for domain in topology.domains]):
+            break
+    layout = NetworkLayout(root / "build" / "network")
+    generate_crypto(topology, layout)
+
+    workspace = root / "caliper"
+    (workspace / "benchmarks").mkdir(parents=True)
+    for name in ("node_modules", "workloads", "package.json"):
+        (workspace / name).symlink_to(CALIPER_DIR / name)
+    for suite in ("smoke", REJECT_SUITE):
+        (workspace / "benchmarks" / f"{suite}.yaml").symlink_to(CALIPER_DIR / "benchmarks" / f"{suite}.yaml")
+    (workspace / "benchmarks" / "outsider.yaml").write_text(yaml.safe_dump(OUTSIDER_SUITE, sort_keys=False))
+
+    with gateway_server.ContractGatewayServer(topology, layout) as server:
+        yield topology, layout, workspace, server
+
+
+@pytest.fixture
+def run(served, monkeypatch, tmp_path):
+    topology, layout, workspace, server = served
+    monkeypatch.setattr(bench, "deployed_topology", lambda t, l: network.without_baseline(t))
+    monkeypatch.setattr(bench, "consortium_groups", lambda t, l: lambda: {"gateway": [os.getpid()]})
+    monkeypatch.delenv("MEDFABRIC_BENCH_RECORDS", raising=False)
+
+    def run_suite(suite: str) -> bench.BenchRun:
+        return bench.run_bench(topology, layout, suite=suite, caliper_dir=workspace, bench_dir=tmp_path / "bench",
+                               sample_interval=0.25, progress_interval=2)
+
+    return run_suite, server
+
+
+def test_caliper_runs_the_smoke_suite_through_the_rendered_config_and_the_records_give_the_figures(run):
+    run_suite, server = run
+    before = server.counts().get("Submit", 0)
+    result = run_suite("smoke")
+    assert result.problems == [], (result.run_dir / "caliper.log").read_text()[-3000:]
+    results = result.results
+    assert results["passed"] and results["caliper"]["exit_code"] == 0
+    assert results["caliper"]["cpu_seconds"] > 0.2  # Caliper's manager and worker start Node: never free
+    [smoke] = results["rounds"]
+    assert smoke["channel_kind"] == "local" and smoke["workers"] == 1
+    assert smoke["submitted"] == smoke["succeeded"] == server.counts()["Submit"] - before > 0
+    assert smoke["goodput_tps"] > 0 and 0 < smoke["latency_ms"]["p50"] <= smoke["latency_ms"]["p99"]
+    assert smoke["cpu"]["caliper"]["seconds"] > 0
+    assert latest_bench_run(result.run_dir.parent) == result.run_dir
+    assert (result.run_dir / "report.html").stat().st_size > 0
+
+
+@pytest.mark.parametrize("suite, label", [(REJECT_SUITE, "smoke-index-write-rejected"),
+                                          ("outsider", "index-write-outsider")])
+def test_a_round_whose_every_transaction_is_refused_fails_the_run_though_caliper_exits_0(run, suite, label):
+    run_suite, _server = run
+    result = run_suite(suite)
+    assert result.results["caliper"]["exit_code"] == 0
+    [rejected] = result.results["rounds"]
+    assert rejected["submitted"] == rejected["failed"] == 4 and rejected["succeeded"] == 0
+    assert rejected["latency_ms"] is None and rejected["errors"]
+    assert len(result.problems) == 1
+    assert result.problems[0].startswith(f"round 0 ({label}): 4 of 4 transactions failed (first: ")
