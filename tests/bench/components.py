@@ -9,6 +9,9 @@ No Fabric network is involved; each component faces a test fake instead:
    process with N PutRecord TRANSACTIONs, C in flight. Latency is from the TRANSACTION being
    queued for sending to its COMPLETED being received; the server's CPU comes from
    /proc/<pid>/stat, so it is the runtime's own cost (the fake peer's is reported apart).
+   The same load then goes to the Node baseline (caliper/baseline: the same contract on
+   Fabric's official fabric-shim 2.5.8), when node and its packages are installed, and the
+   Python/Node ratios are reported: the runtimes alone, side by side, without Fabric.
 2. gateway client: the fake Gateway of tests/unit/gateway (TLS, checks every signature) runs
    as a subprocess; C threads here make N submit_transaction calls through the real client
    (build and sign proposal, Endorse, sign envelope, Submit, sign and send CommitStatus).
@@ -29,6 +32,8 @@ import os
 import platform
 import queue
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -72,9 +77,9 @@ def _proc_cpu_seconds(pid: int) -> float:
 class _Child:
     """A subprocess whose stdout and stderr lines are collected by threads (so its pipes never fill)."""
 
-    def __init__(self, args: list[str], *, stdin=subprocess.DEVNULL):
+    def __init__(self, args: list[str], *, stdin=subprocess.DEVNULL, env: dict[str, str] | None = None):
         self.proc = subprocess.Popen(
-            args, cwd=ROOT, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+            args, cwd=ROOT, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1, env=env
         )
         self.lines: dict[str, queue.SimpleQueue[str | None]] = {
             "stdout": queue.SimpleQueue(), "stderr": queue.SimpleQueue()
@@ -144,7 +149,48 @@ def _cpu_fields(prefix: str, cpu_seconds: float, count: int, wall: float) -> dic
 # --- 1. chaincode runtime -------------------------------------------------------------------------
 
 
-def bench_chaincode(count: int, concurrency: int, warmup: int) -> dict:
+BASELINE_DIR = ROOT / "caliper" / "baseline"
+BASELINE_CLI = BASELINE_DIR / "node_modules" / "fabric-shim" / "cli.js"
+
+
+def _python_runtime() -> tuple[_Child, int]:
+    server = _Child([sys.executable, "-m", "medfabric_chaincode", "--address", "127.0.0.1:0", "--id", "bench:0",
+                     "--tls-disabled", "--log-level", "INFO"])
+    return server, int(server.wait_for("stderr", r"serving chaincode \S+ on port (\d+)").group(1))
+
+
+def _node_baseline() -> tuple[_Child, int]:
+    """`fabric-chaincode-node server` of caliper/baseline, plaintext, on a free port, once it accepts connections."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("CORE_")}
+    environment["CORE_CHAINCODE_LOGGING_LEVEL"] = "WARNING"
+    server = _Child(["node", str(BASELINE_CLI), "server", "--chaincode-address", f"127.0.0.1:{port}",
+                     "--chaincode-id", "bench:0", "--module-path", str(BASELINE_DIR)], env=environment)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server, port
+        except OSError:
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"the Node baseline did not listen on {port}: {''.join(server.stderr_text)[-2000:]}")
+            time.sleep(0.05)
+
+
+def baseline_missing() -> str | None:
+    """Why the Node baseline cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not BASELINE_CLI.is_file():
+        return "caliper/baseline/node_modules is missing (make baseline-deps)"
+    return None
+
+
+def bench_chaincode(count: int, concurrency: int, warmup: int,
+                    start: Callable[[], tuple[_Child, int]] = _python_runtime) -> dict:
     from cryptography.x509.oid import NameOID
     from fabric_protos.peer import chaincode_shim_pb2
 
@@ -153,14 +199,13 @@ def bench_chaincode(count: int, concurrency: int, warmup: int) -> dict:
 
     msg_type = chaincode_shim_pb2.ChaincodeMessage
     ca = pki.issue(pki.name((NameOID.ORGANIZATION_NAME, "hospital-a"), (NameOID.COMMON_NAME, "ca.hospital-a")), ca=True)
-    doctor = pki.issue(pki.USER_NAME, ca, attributes={"role": "doctor", "hf.EnrollmentID": "doctor1"})
+    doctor = pki.issue(pki.USER_NAME, ca, attributes={"role": "doctor", "hf.EnrollmentID": "doctor1",
+                                                      "medfabric.domain": "hospital-a"})
     creator = pki.serialized_identity("HospitalAMSP", doctor)
 
-    server = _Child([sys.executable, "-m", "medfabric_chaincode", "--address", "127.0.0.1:0", "--id", "bench:0",
-                     "--tls-disabled", "--log-level", "INFO"])
+    server, port = start()
     peer = None
     try:
-        port = int(server.wait_for("stderr", r"serving chaincode \S+ on port (\d+)").group(1))
         peer = FakePeer(f"127.0.0.1:{port}", creator, doctor.key)
         sent_at: dict[str, float] = {}
         send = peer.send
@@ -413,9 +458,12 @@ def render(report: dict) -> str:
     m, p = report["machine"], report["parameters"]
     cc, gw, off = report["chaincode_runtime"], report["gateway_client"], report["gateway_client_no_transport"]
     share = f"core_share_at_{REFERENCE_TPS}_tps"
+    node = report.get("chaincode_node_baseline")
     rows = [
         ("chaincode runtime (subprocess) <- fake peer", cc["tps"], cc["p50_ms"], cc["p99_ms"],
          cc["server_cpu_ms_per_tx"], cc[f"server_{share}"], cc["failures"]),
+        *([("Node baseline, fabric-shim (subprocess)", node["tps"], node["p50_ms"], node["p99_ms"],
+            node["server_cpu_ms_per_tx"], node[f"server_{share}"], node["failures"])] if node else []),
         ("gateway client (this process) -> fake gateway", gw["tps"], gw["p50_ms"], gw["p99_ms"],
          gw["client_cpu_ms_per_tx"], gw[f"client_{share}"], gw["failures"]),
         ("gateway client, no transport, 1 thread", off["tps_single_thread"], None, None,
@@ -437,6 +485,9 @@ def render(report: dict) -> str:
         f"chaincode: server used {cc['server_cores_busy']} cores over {cc['wall_s']} s; the in-process fake peer "
         f"(driver) {cc['driver_cpu_ms_per_tx']} ms/tx, {cc['driver_cores_busy']} cores; "
         f"{cc['records_committed_by_fake_peer']} records committed by the fake peer.",
+        (f"Python/Node: throughput {report['python_node_ratio']['tps']}, CPU per tx "
+         f"{report['python_node_ratio']['cpu_per_tx']} (throughput above 1.0: the Python runtime is faster)."
+         if node else f"Node baseline not measured: {report['chaincode_node_baseline_skipped']}."),
         f"gateway: client used {gw['client_cores_busy']} cores over {gw['wall_s']} s; the fake gateway (subprocess, "
         f"3 ECDSA verifications per tx) {gw['fake_gateway_cpu_ms_per_tx']} ms/tx, "
         f"{gw['fake_gateway_cores_busy']} cores; "
@@ -475,6 +526,16 @@ def main(argv: list[str] | None = None) -> int:
                        "warmup": options.warmup},
     }
     report["chaincode_runtime"] = bench_chaincode(options.transactions, options.concurrency, options.warmup)
+    if missing := baseline_missing():
+        report["chaincode_node_baseline_skipped"] = missing
+    else:
+        node = bench_chaincode(options.transactions, options.concurrency, options.warmup, _node_baseline)
+        report["chaincode_node_baseline"] = node
+        python = report["chaincode_runtime"]
+        report["python_node_ratio"] = {
+            "tps": round(python["tps"] / node["tps"], 2),
+            "cpu_per_tx": round(python["server_cpu_ms_per_tx"] / node["server_cpu_ms_per_tx"], 2),
+        }
     gateway, prepared, credentials = bench_gateway(options.transactions, options.concurrency, options.warmup)
     report["gateway_client"] = gateway
     report["gateway_client_no_transport"] = bench_client_offline(
