@@ -8,7 +8,9 @@ peer's server certificate from the crypto tree, so a client configured with
 the domain's peer TLS CA (and the peer's host name or 127.0.0.1) connects as it
 would to the real peer. Behind every address is one FakeFabric
 (tests/unit/client/fake_fabric.py): every channel of the topology with the real
-contracts on the real chaincode runtime.
+contracts on the real chaincode runtime, and any other chaincode whose server
+is given by address (`chaincodes={"medfabric-node": address}`: the Node
+baseline of caliper/baseline, started by tests/caliper/chaincode_servers.py).
 
 Like a peer, for each request it:
 
@@ -48,13 +50,14 @@ nonce, transaction id, timestamp and transient data, signed by the user's key
 from the crypto tree), not the client's bytes; target and endorsing organisations
 are ignored; refusals of the peer's checks (identity, signature, policy) come as
 PERMISSION_DENIED rather than inside an endorsement error; only the application
-chaincode of the topology runs (not the Node baseline).
+chaincode of the topology runs, and the chaincodes given with their servers'
+addresses (every one on every channel).
 
     >>> with ContractGatewayServer(topology, layout) as server:
     ...     with connect_as("hospital-a", "doctor", topology=topology, layout=layout) as gateway:
     ...         ...
 
-    python -m tests.caliper.gateway_server --topology FILE   # build dir: $MEDFABRIC_BUILD_DIR
+    python -m tests.caliper.gateway_server --topology FILE [--node-baseline]   # build dir: $MEDFABRIC_BUILD_DIR
 
 prints one line "ready: {host name: address, ...}" when it serves, and serves until SIGTERM or SIGINT.
 """
@@ -62,6 +65,7 @@ prints one line "ready: {host name: address, ...}" when it serves, and serves un
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -73,7 +77,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import grpc
 from cryptography import x509
@@ -397,11 +401,16 @@ class _Block:
 class ContractGatewayServer:
     """The Gateway service of each domain's duty peer (or of `peers`), at its address with its TLS
     certificate, over one FakeFabric of the topology (made at start, or `fabric`, which stays open).
+    `chaincodes` (name -> address of its chaincode server) go to the FakeFabric made at start: chaincodes
+    served beside the application's, such as the Node baseline.
 
     Thread-safe: calls are served concurrently; each channel runs its transactions one at a time."""
 
     def __init__(self, topology: Topology, layout: NetworkLayout, *, peers: Iterable[Peer] | None = None,
-                 fabric: FakeFabric | None = None, max_workers: int = 64):
+                 fabric: FakeFabric | None = None, max_workers: int = 64,
+                 chaincodes: Mapping[str, str] | None = None):
+        if fabric is not None and chaincodes:
+            raise ValueError("give the chaincodes to the FakeFabric, or no fabric")
         self.topology = topology
         self.layout = layout
         self.peers = tuple(peers) if peers is not None else tuple(domain.duty_peer for domain in topology.domains)
@@ -413,8 +422,8 @@ class ContractGatewayServer:
         endorsers = {domain.id: Endorser.load(layout, domain, domain.duty_peer) for domain in topology.domains}
         self._endorsers = {channel.name: [endorsers[domain.id] for domain in channel.domains]
                            for channel in topology.channels}
-        self._chaincode_id = chaincode_pb2.ChaincodeID(name=topology.chaincode.name,
-                                                       version=topology.chaincode.version)
+        self._chaincodes = dict(chaincodes or {})
+        self._versions = {chaincode.name: chaincode.version for chaincode in topology.chaincodes}
         self._ledger = threading.Condition()
         self._committed: dict[str, _Committed] = {}  # transaction id ->
         self._endorsing: set[str] = set()  # transaction ids being endorsed
@@ -428,7 +437,7 @@ class ContractGatewayServer:
     def start(self) -> ContractGatewayServer:
         """Serve every peer; OSError when an address is taken."""
         if self.fabric is None:
-            self.fabric = FakeFabric(self.topology, self.layout)
+            self.fabric = FakeFabric(self.topology, self.layout, chaincodes=self._chaincodes)
         try:
             for peer in self.peers:
                 self._servers.append(self._serve(peer))
@@ -512,7 +521,9 @@ class ContractGatewayServer:
             self._endorsing.add(proposal.tx_id)
         try:
             result, block = self._execute(member, proposal, commit=True)
-            envelope = prepared_transaction(proposal, result, self._chaincode_id, self._endorsers[proposal.channel])
+            chaincode_id = chaincode_pb2.ChaincodeID(name=proposal.chaincode,
+                                                     version=self._versions.get(proposal.chaincode, ""))
+            envelope = prepared_transaction(proposal, result, chaincode_id, self._endorsers[proposal.channel])
             event = chaincode_event(proposal, result)
         except BaseException:
             with self._ledger:
@@ -692,6 +703,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate-crypto", action="store_true",
                         help="first add the crypto material the build dir lacks (existing material is kept)")
     parser.add_argument("--all-peers", action="store_true", help="serve every peer, not only the duty peers")
+    parser.add_argument("--node-baseline", action="store_true",
+                        help="also serve the topology's Node baseline chaincode (caliper/baseline, started here)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every refused call on stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -709,24 +722,40 @@ def main(argv: list[str] | None = None) -> int:
               "or pass --generate-crypto", file=sys.stderr)
         return 2
 
+    if args.node_baseline and topology.baseline is None:
+        print("error: --node-baseline: the topology has no baseline chaincode", file=sys.stderr)
+        return 2
+
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
     peers = topology.peers if args.all_peers else None
-    server = ContractGatewayServer(topology, layout, peers=peers)
-    try:
-        server.start()
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    try:
-        print(f"ready: {json.dumps(server.addresses)}", flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        counts = server.counts()
-        server.stop()
-        print(f"stopped: {json.dumps(counts, sort_keys=True)}", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        chaincodes = {}
+        if args.node_baseline:
+            from .chaincode_servers import ChaincodeUnavailable, node_baseline
+
+            try:
+                chaincode_id = f"{topology.baseline.name}_{topology.baseline.version}:fake"
+                baseline = stack.enter_context(node_baseline(chaincode_id))
+            except ChaincodeUnavailable as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+            chaincodes[topology.baseline.name] = baseline.address
+        server = ContractGatewayServer(topology, layout, peers=peers, chaincodes=chaincodes)
+        try:
+            server.start()
+        except OSError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        try:
+            print(f"ready: {json.dumps(server.addresses)}", flush=True)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            counts = server.counts()
+            server.stop()
+            print(f"stopped: {json.dumps(counts, sort_keys=True)}", file=sys.stderr, flush=True)
     return 0
 
 

@@ -35,7 +35,6 @@ from medfabric.gateway import EndorseError, Gateway, GatewayError, SubmitError, 
 from medfabric.identity import Identity, Signer, X509Identity, ecdsa_signer, load_msp_identity
 from medfabric.layout import NetworkLayout
 from medfabric.topology import DEFAULT_TOPOLOGY, Domain, Peer, Topology, load_topology
-from medfabric_ops.crypto_material import generate_crypto
 
 from ..conformance.test_official_gateway_client import OfficialClient, _install
 from ..unit.gateway.fakegateway import issue
@@ -50,14 +49,6 @@ P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 # --- the consortium -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def layout(tmp_path_factory) -> NetworkLayout:
-    """A crypto tree for the default topology (ports play no part in it)."""
-    layout = NetworkLayout(tmp_path_factory.mktemp("caliper-build"))
-    generate_crypto(load_topology(), layout)
-    return layout
 
 
 def write_topology(path: Path) -> Topology:

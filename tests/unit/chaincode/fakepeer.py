@@ -125,6 +125,7 @@ class FakePeer:
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: Iterable[tuple[str, object]] = (),
         batch_size: int = 2,
+        stream_timeout: float | None = 60,
     ):
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -137,6 +138,7 @@ class FakePeer:
         self.creator = creator
         self.signer = signer
         self.batch_size = batch_size
+        self.stream_timeout = stream_timeout  # None: the stream lasts until close()
         self.state: dict[tuple[str, str], bytes] = {}  # (collection, key); "" is the public state
         self.state_metadata: dict[tuple[str, str], dict[str, bytes]] = {}
         self.history: dict[str, list[kv_query_result_pb2.KeyModification]] = {}
@@ -163,7 +165,7 @@ class FakePeer:
         Raises grpc.RpcError when the stream cannot be opened.
         """
         self._stream = chaincode_shim_pb2_grpc.ChaincodeStub(self._channel).Connect(
-            iter(self._outbound.get, None), timeout=60
+            iter(self._outbound.get, None), timeout=self.stream_timeout
         )
         self._reader = threading.Thread(target=self._read, name="fake-peer-reader", daemon=True)
         self._reader.start()

@@ -25,19 +25,10 @@ from medfabric.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.session import Session
 from medfabric.store import FileBlobStore, FileKeyStore
 from medfabric.topology import DEFAULT_TOPOLOGY, PORT_PLAN, Topology, load_topology
-from medfabric_ops.crypto_material import generate_crypto
 
 from .fake_fabric import FakeFabric
 
 PORT_ATTEMPTS = 20
-
-
-@pytest.fixture(scope="session")
-def crypto_layout(tmp_path_factory) -> NetworkLayout:
-    """A crypto tree for the default topology (ports play no part in it)."""
-    layout = NetworkLayout(tmp_path_factory.mktemp("build"))
-    generate_crypto(load_topology(), layout)
-    return layout
 
 
 @dataclass

@@ -14,6 +14,12 @@ Fabric:
 * a caller whose MSP is not a member of the channel is refused (PERMISSION_DENIED);
 * a failing transaction raises EndorseError (submit) or GatewayError (evaluate) with the peer's detail;
 * `fabric.refuse(channel, function)` plays an ordering service that stopped answering for that function.
+
+Other chaincodes run beside it where their servers are given by address, as a peer's chaincode-as-a-service
+definition gives them: `FakeFabric(topology, layout, chaincodes={"medfabric-node": "127.0.0.1:9999"})` dials
+that (plaintext) server with one FakePeer per channel, each chaincode with its own world state (its namespace),
+and `execute(..., chaincode=...)` runs a transaction on the chaincode it names. Naming the application chaincode
+there serves it from that address instead of from a server in this process.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -70,9 +76,14 @@ class Caller:
 @dataclass
 class _Channel:
     channel: Channel
-    peer: FakePeer
+    peer: FakePeer  # of the application chaincode
     lock: threading.Lock = field(default_factory=threading.Lock)
     blocks: int = 0
+    others: dict[str, FakePeer] = field(default_factory=dict)  # chaincode name -> its peer, for other chaincodes
+
+    @property
+    def peers(self) -> list[FakePeer]:
+        return [self.peer, *self.others.values()]
 
     @property
     def members(self) -> set[str]:
@@ -80,21 +91,38 @@ class _Channel:
 
 
 class FakeFabric:
-    """Every channel of `topology`, the real chaincode on each; identities from the crypto tree in `layout`."""
+    """Every channel of `topology`, the real chaincode on each; identities from the crypto tree in `layout`.
 
-    def __init__(self, topology: Topology, layout: NetworkLayout):
+    `chaincodes`: chaincode name -> address of its chaincode server (plaintext), for chaincodes served elsewhere
+    (the application chaincode's name among them: that server instead of one in this process)."""
+
+    def __init__(self, topology: Topology, layout: NetworkLayout, chaincodes: Mapping[str, str] | None = None):
         self.topology = topology
         self.layout = layout
         self.clock = LedgerClock()
-        self._server = ChaincodeServer(ServerConfig("127.0.0.1:0", PACKAGE_ID, tls=None), ContractRouter(ALL_CONTRACTS))
-        port = self._server.start()
+        addresses = dict(chaincodes or {})
+        application = topology.chaincode.name
+        self._server: ChaincodeServer | None = None
+        if application not in addresses:
+            self._server = ChaincodeServer(ServerConfig("127.0.0.1:0", PACKAGE_ID, tls=None),
+                                           ContractRouter(ALL_CONTRACTS))
+            addresses[application] = f"127.0.0.1:{self._server.start()}"
+        self.chaincodes = {application: addresses.pop(application), **addresses}  # name -> server address
         peer_key = ec.generate_private_key(ec.SECP256R1())  # signs nothing: every proposal is signed by its caller
         self._channels = {
-            channel.name: _Channel(channel, FakePeer(f"127.0.0.1:{port}", b"", peer_key)) for channel in topology.channels
+            channel.name: _Channel(channel, FakePeer(self.chaincodes[application], b"", peer_key, stream_timeout=None),
+                                   others={name: FakePeer(address, b"", peer_key, stream_timeout=None)
+                                           for name, address in self.chaincodes.items() if name != application})
+            for channel in topology.channels
         }
-        for channel in self._channels.values():
-            channel.peer.connect()
         self._refused: set[tuple[str, str]] = set()
+        try:
+            for channel in self._channels.values():
+                for peer in channel.peers:
+                    peer.connect()
+        except BaseException:
+            self.close()
+            raise
 
     def connect_as(self, domain_id: str, user: str = "Admin", **_options: object) -> FakeGateway:
         """A gateway for `user` of the domain, like medfabric.connection.connect_as (same arguments)."""
@@ -106,14 +134,20 @@ class FakeFabric:
         """From now on, submitting `function` ("contract:Name") on `channel` fails as if no orderer answered."""
         self._refused.add((channel, function))
 
-    def world_state(self, channel: str) -> dict[tuple[str, str], bytes]:
-        """The channel's committed state, (collection, key) -> value: change it to play an attacker with disk access."""
-        return self._channels[channel].peer.state
+    def world_state(self, channel: str, chaincode: str | None = None) -> dict[tuple[str, str], bytes]:
+        """The channel's committed state of the chaincode (default: the application's), (collection, key) ->
+        value: change it to play an attacker with disk access."""
+        return self._peer(self._channels[channel], chaincode or self.topology.chaincode.name).state
 
     def close(self) -> None:
         for channel in self._channels.values():
-            channel.peer.close()
-        self._server.stop(0)
+            for peer in channel.peers:
+                peer.close()
+        if self._server is not None:
+            self._server.stop(0)
+
+    def _peer(self, channel: _Channel, chaincode: str) -> FakePeer | None:
+        return channel.peer if chaincode == self.topology.chaincode.name else channel.others.get(chaincode)
 
     def execute(self, caller: Caller, channel_name: str, chaincode: str, function: str,
                 arguments: Iterable[str | bytes], *, commit: bool, **proposal: object) -> tuple[TxResult, int]:
@@ -128,14 +162,15 @@ class FakeFabric:
         if caller.domain.msp_id not in channel.members:
             raise refused(f"access denied: channel [{channel_name}] creator org [{caller.domain.msp_id}]",
                           grpc_code=grpc.StatusCode.PERMISSION_DENIED)
-        if chaincode != self.topology.chaincode.name:
+        peer = self._peer(channel, chaincode)
+        if peer is None:
             raise refused(f"chaincode {chaincode} is not defined on channel {channel_name}",
                           grpc_code=grpc.StatusCode.NOT_FOUND)
         if commit and (channel_name, function) in self._refused:
             raise SubmitError("no orderer answered", grpc_code=grpc.StatusCode.UNAVAILABLE)
         with channel.lock:
             options = {"timestamp": self.clock.now(), **proposal}
-            result = channel.peer.invoke(
+            result = peer.invoke(
                 function, *arguments, channel=channel_name, creator=caller.creator, signer=caller.key,
                 commit=commit, **options,
             )
