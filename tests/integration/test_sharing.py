@@ -1,5 +1,8 @@
 """EMR sharing end to end on the real consortium that `up` starts: every rule of the sharing flows.
 
+Without Fabric binaries they run as a rehearsal instead (tests/integration/conftest.py): the same tests, the same
+data service processes, a fake Gateway over the real contracts in place of peers and orderers.
+
 The same rules as tests/unit/client/test_emr_flows.py, test_audit.py and
 test_cli_emr.py (which run them on a fake Fabric), here through real peers,
 orderers, chaincode servers and each domain's data service, the process `up`
@@ -132,8 +135,8 @@ class Live:
 
 
 @pytest.fixture
-def live(consortium) -> Iterator[Live]:
-    topology, layout, _env = consortium
+def live(sharing_consortium) -> Iterator[Live]:
+    topology, layout, _env = sharing_consortium
     with ExitStack() as stack:
         yield Live(topology, layout, stack)
 
