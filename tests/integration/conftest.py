@@ -6,8 +6,9 @@ never touches a consortium the developer has running. Without Fabric binaries
 tests that need peers and orderers (the `consortium` fixture) are skipped with
 the reason ops gave.
 
-The EMR sharing tests (the `sharing_consortium` fixture) then run as a
-REHEARSAL instead, and say so in pytest's summary: the Gateway of
+Tests that take the `consortium_or_rehearsal` fixture (EMR sharing, access
+rules, the demo) then run as a REHEARSAL instead, and say so in pytest's
+summary: the Gateway of
 tests/caliper/gateway_server.py (TLS on each duty peer's address, identities,
 signatures and channel membership checked as a peer does, the real contracts
 on the real chaincode runtime) stands in for the peers and orderers, and each
@@ -110,7 +111,7 @@ def consortium(network: Network) -> Network:
 
 
 @pytest.fixture(scope="session")
-def sharing_consortium(network: Network) -> Network:
+def consortium_or_rehearsal(network: Network) -> Network:
     """(topology, layout, env) of the real consortium, or of the rehearsal."""
     return network
 
@@ -212,9 +213,9 @@ def ops(consortium):
 
 
 @pytest.fixture
-def medfabric_cli(sharing_consortium):
+def medfabric_cli(consortium_or_rehearsal):
     """Run the `medfabric` CLI against the test consortium (the real one, or the rehearsal)."""
-    _topology, _layout, env = sharing_consortium
+    _topology, _layout, env = consortium_or_rehearsal
 
     def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -135,8 +135,8 @@ class Live:
 
 
 @pytest.fixture
-def live(sharing_consortium) -> Iterator[Live]:
-    topology, layout, _env = sharing_consortium
+def live(consortium_or_rehearsal) -> Iterator[Live]:
+    topology, layout, _env = consortium_or_rehearsal
     with ExitStack() as stack:
         yield Live(topology, layout, stack)
 
