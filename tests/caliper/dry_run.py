@@ -41,7 +41,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -49,7 +48,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from unittest import mock
 
-import yaml
 
 from medfabric.bench_report import ReportError, results_table, write_plots
 from medfabric.layout import NetworkLayout
@@ -57,6 +55,7 @@ from medfabric.topology import DEFAULT_TOPOLOGY, Topology, load_topology
 from medfabric_ops import bench, network
 from medfabric_ops.crypto_material import generate_crypto
 
+from ..topologies import random_base_port, write_topology
 from .chaincode_servers import ChaincodeProcess, ChaincodeUnavailable, baseline_missing, node_baseline, python_chaincode
 from .gateway_server import ContractGatewayServer
 
@@ -70,18 +69,11 @@ class DryRunError(RuntimeError):
     """The dry run cannot start: one line."""
 
 
-def at_base_port(topology_file: Path, base_port: int) -> Topology:
-    """network/topology.yaml at another base port, written to `topology_file`."""
-    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
-    topology_file.write_text(yaml.safe_dump({**raw, "base_port": base_port}, sort_keys=False))
-    return load_topology(topology_file)
-
-
 def serve(topology_file: Path, layout: NetworkLayout,
           chaincodes: Mapping[str, str]) -> tuple[Topology, ContractGatewayServer]:
     """The fake Gateway on the duty peers of network/topology.yaml at the first free base port tried."""
     for _attempt in range(PORT_ATTEMPTS):
-        topology = at_base_port(topology_file, random.randrange(20_000, 60_000, 1000))
+        topology = write_topology(topology_file, random_base_port())
         server = ContractGatewayServer(topology, layout, chaincodes=chaincodes)
         try:
             server.start()

@@ -5,21 +5,18 @@ tests/unit/ops/test_bench_with_caliper.py runs Caliper against the same pieces).
 from __future__ import annotations
 
 import json
-import random
 
 import grpc
 import pytest
-import yaml
 
 from medfabric.connection import connect_as
 from medfabric.gateway import EndorseError, GatewayError
-from medfabric.topology import DEFAULT_TOPOLOGY, load_topology
+from medfabric.topology import load_topology
 
 from ..unit.client import fake_fabric
 from ..unit.client.fake_fabric import FakeFabric
 from . import dry_run
 from .chaincode_servers import ChaincodeUnavailable, baseline_missing, node_baseline, python_chaincode
-from .gateway_server import ContractGatewayServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -120,18 +117,7 @@ def test_without_node_modules_the_baseline_is_refused_saying_why(monkeypatch):
 
 
 def test_the_gateway_serves_the_baseline_beside_medfabric_to_a_real_gateway_client(layout, node, tmp_path):
-    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
-    for _attempt in range(20):
-        (tmp_path / "topology.yaml").write_text(yaml.safe_dump({**raw, "base_port": random.randrange(20_000, 60_000)}))
-        topology = load_topology(tmp_path / "topology.yaml")
-        server = ContractGatewayServer(topology, layout, chaincodes={BASELINE: node.address})
-        try:
-            server.start()
-            break
-        except OSError:
-            continue
-    else:
-        pytest.fail("no free duty peer ports")
+    topology, server = dry_run.serve(tmp_path / "topology.yaml", layout, {BASELINE: node.address})
     try:
         with connect_as("hospital-a", "doctor", topology=topology, layout=layout) as gateway:
             network = gateway.get_network(CHANNEL)

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-import yaml
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from fabric_protos.peer import transaction_pb2
 
@@ -34,8 +32,9 @@ from medfabric.emr_index import EmrIndex
 from medfabric.gateway import EndorseError, Gateway, GatewayError, SubmitError, connect
 from medfabric.identity import Identity, Signer, X509Identity, ecdsa_signer, load_msp_identity
 from medfabric.layout import NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY, Domain, Peer, Topology, load_topology
+from medfabric.topology import Domain, Peer, Topology
 
+from ..topologies import random_base_port, write_topology
 from ..conformance.test_official_gateway_client import OfficialClient, _install
 from ..unit.gateway.fakegateway import issue
 from .gateway_server import ENDORSE_FAILED, ContractGatewayServer
@@ -49,13 +48,6 @@ P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 # --- the consortium -----------------------------------------------------------------------------
-
-
-def write_topology(path: Path) -> Topology:
-    """network/topology.yaml at a random base port, written to `path`."""
-    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
-    path.write_text(yaml.safe_dump({**raw, "base_port": random.randrange(20_000, 60_000)}))
-    return load_topology(path)
 
 
 @dataclass
@@ -86,7 +78,7 @@ class Served:
 def served(layout, tmp_path_factory) -> Served:
     folder = tmp_path_factory.mktemp("caliper-topology")
     for _ in range(PORT_ATTEMPTS):
-        topology = write_topology(folder / "topology.yaml")
+        topology = write_topology(folder / "topology.yaml", random_base_port())
         server = ContractGatewayServer(topology, layout)
         try:
             server.start()
@@ -351,7 +343,7 @@ def test_official_node_client_submits_and_reads_as_two_domains(node, served):
 def test_command_line_serves_until_sigterm(layout, tmp_path):
     environment = {**os.environ, "MEDFABRIC_BUILD_DIR": str(layout.root)}
     for _ in range(PORT_ATTEMPTS):
-        topology = write_topology(tmp_path / "topology.yaml")
+        topology = write_topology(tmp_path / "topology.yaml", random_base_port())
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.caliper.gateway_server", "--topology", str(tmp_path / "topology.yaml")],
             cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

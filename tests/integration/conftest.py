@@ -20,8 +20,6 @@ policies. MEDFABRIC_INTEGRATION=rehearsal forces it; =real refuses it.
 from __future__ import annotations
 
 import os
-import random
-import socket
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -30,10 +28,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import yaml
 
 from medfabric.layout import NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY, Topology, load_topology
+from medfabric.topology import Topology, load_topology
+
+from ..topologies import topology_with_free_ports, write_topology
 
 INTEGRATION_BASE_PORT = 17000
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,14 +63,6 @@ def _ops(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Com
     )
 
 
-def _topology_file(workdir: Path, base_port: int) -> Path:
-    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
-    raw["base_port"] = base_port
-    topology_file = workdir / "topology.yaml"
-    topology_file.write_text(yaml.safe_dump(raw))
-    return topology_file
-
-
 def _env(workdir: Path, topology_file: Path) -> dict[str, str]:
     return dict(os.environ, MEDFABRIC_BUILD_DIR=str(workdir / "build"), MEDFABRIC_TOPOLOGY=str(topology_file))
 
@@ -81,7 +72,8 @@ def network(tmp_path_factory) -> Iterator[Network]:
     """The real consortium when it can be started, else a rehearsal (see the module's docstring)."""
     wanted = os.environ.get("MEDFABRIC_INTEGRATION", "")
     workdir = tmp_path_factory.mktemp("consortium")
-    topology_file = _topology_file(workdir, INTEGRATION_BASE_PORT)
+    topology_file = workdir / "topology.yaml"
+    write_topology(topology_file, INTEGRATION_BASE_PORT)
     env = _env(workdir, topology_file)
     reason = "MEDFABRIC_INTEGRATION=rehearsal"
     if wanted != "rehearsal":
@@ -116,35 +108,15 @@ def consortium_or_rehearsal(network: Network) -> Network:
     return network
 
 
-def _free(ports: list[int]) -> bool:
-    for port in ports:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-def _rehearsal_topology(workdir: Path) -> tuple[Path, Topology]:
-    """A topology file on a base port whose duty peer and data service ports are free."""
-    for _attempt in range(20):
-        topology_file = _topology_file(workdir, random.randrange(20_000, 60_000, 1000))
-        topology = load_topology(topology_file)
-        ports = [port for domain in topology.domains for port in (domain.duty_peer.listen_port,
-                                                                     domain.data_service_port)]
-        if _free(ports):
-            return topology_file, topology
-    raise RuntimeError("no free port range for the rehearsal")
-
-
 class _Rehearsal:
     """The fake Gateway (a child process) and the data services (the supervisor's, as `up` starts them)."""
 
     def __init__(self, workdir: Path):
         from medfabric_ops.crypto_material import generate_crypto
 
-        self.topology_file, self.topology = _rehearsal_topology(workdir)
+        self.topology_file = workdir / "topology.yaml"
+        self.topology = topology_with_free_ports(self.topology_file, lambda topology: [
+            port for domain in topology.domains for port in (domain.duty_peer.listen_port, domain.data_service_port)])
         self.layout = NetworkLayout(workdir / "build")
         self.env = _env(workdir, self.topology_file)
         generate_crypto(self.topology, self.layout)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
-import socket
 
 import pytest
 import yaml
 
 from medfabric.layout import PROJECT_ROOT, NetworkLayout, latest_bench_run
-from medfabric.topology import DEFAULT_TOPOLOGY, load_topology
 from medfabric_ops import bench, network
 from medfabric_ops.crypto_material import generate_crypto
+
+from ...topologies import duty_peer_ports, topology_with_free_ports
 
 CALIPER_DIR = PROJECT_ROOT / "caliper"
 
@@ -50,16 +49,6 @@ NODE_SUITE = {"test": {"name": "node-baseline", "workers": {"number": 1}, "round
 }]}}
 
 
-def _free(ports: list[int]) -> bool:
-    for port in ports:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(topology, layout, workspace, server, node): the fake Gateway on the duty peers' addresses (with the Node
@@ -75,14 +64,7 @@ def served(tmp_path_factory):
     chaincode_servers = pytest.importorskip("tests.caliper.chaincode_servers")
 
     root = tmp_path_factory.mktemp("bench-caliper")
-    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
-    for _attempt in range(20):
-        raw["base_port"] = random.randrange(20_000, 60_000, 1000)
-        topology_file = root / "topology.yaml"
-        topology_file.write_text(yaml.safe_dump(raw))
-        topology = load_topology(topology_file)
-        if _free([domain.duty_peer.listen_port for domain in topology.domains]):
-            break
+    topology = topology_with_free_ports(root / "topology.yaml", duty_peer_ports)
     layout = NetworkLayout(root / "build" / "network")
     generate_crypto(topology, layout)
 
