@@ -14,3 +14,16 @@ def topology():
 @pytest.fixture
 def layout(tmp_path):
     return NetworkLayout(tmp_path / "network")
+
+
+@pytest.fixture(scope="session")
+def rendered_layout(tmp_path_factory) -> NetworkLayout:
+    """What `medfabric network render` leaves in build/network for the default topology, in a temporary folder."""
+    from medfabric_ops import render
+    from medfabric_ops.crypto_material import generate_crypto
+
+    topology = load_topology()
+    layout = NetworkLayout(tmp_path_factory.mktemp("rendered") / "network")
+    generate_crypto(topology, layout)
+    render.render_network(topology, layout)
+    return layout

@@ -16,7 +16,6 @@ import yaml
 
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
 from medfabric.topology import DEFAULT_TOPOLOGY, load_topology
-from medfabric_ops import render
 from medfabric_ops.compose import (
     CHAINCODE_IMAGE,
     CONTAINER_BASELINE_DIR,
@@ -28,7 +27,6 @@ from medfabric_ops.compose import (
     render_compose,
 )
 from medfabric_ops.lifecycle import node_chaincode_command
-from medfabric_ops.crypto_material import generate_crypto
 from medfabric_ops.render.chaincode_package import package_id
 from medfabric_ops.render.core_yaml import CCAAS_BUILDER_DIR
 from medfabric_ops.render.files import environment
@@ -51,12 +49,8 @@ def services(topology) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def host_layout(topology, tmp_path_factory) -> NetworkLayout:
-    """What `medfabric network render` leaves in build/network, made in a temporary folder."""
-    layout = NetworkLayout(tmp_path_factory.mktemp("compose") / "network")
-    generate_crypto(topology, layout)
-    render.render_network(topology, layout)
-    return layout
+def host_layout(rendered_layout) -> NetworkLayout:
+    return rendered_layout
 
 
 def node_services(topology) -> list[str]:

@@ -16,8 +16,6 @@ from cryptography.hazmat.primitives import serialization
 
 from medfabric.layout import PROJECT_ROOT, NetworkLayout
 from medfabric.topology import load_topology
-from medfabric_ops import render
-from medfabric_ops.crypto_material import generate_crypto
 from medfabric_ops.render.caliper_network import caliper_network, contract_id, identity_name
 from medfabric_ops.render.files import HEADER
 
@@ -31,11 +29,8 @@ def topology():
 
 
 @pytest.fixture(scope="module")
-def layout(topology, tmp_path_factory) -> NetworkLayout:
-    layout = NetworkLayout(tmp_path_factory.mktemp("caliper") / "network")
-    generate_crypto(topology, layout)
-    render.render_network(topology, layout)
-    return layout
+def layout(rendered_layout) -> NetworkLayout:
+    return rendered_layout
 
 
 @pytest.fixture(scope="module")
