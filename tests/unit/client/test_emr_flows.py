@@ -172,6 +172,13 @@ def test_a_grant_for_research_opens_the_record_for_research_only(consortium, tmp
         "request to hospital-a for treatment", "request to hospital-a for research"]
 
 
+def test_the_client_offers_the_purposes_consent_takes():
+    from medfabric import emr
+    from medfabric_chaincode.contracts import consent
+
+    assert emr.PURPOSES == consent.PURPOSES and emr.DEFAULT_PURPOSE == consent.EMERGENCY_PURPOSE
+
+
 def test_a_revoke_after_the_decision_stops_the_delivery(consortium, tmp_path):
     record_id = put(consortium)
     granted = grant_to_b(consortium, record_id)
