@@ -43,6 +43,8 @@ from pathlib import Path
 
 from medfabric.loadtest import percentile
 
+from tests.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_FLAG = "--fake-gateway-child"
 STARTUP_SECONDS = 30.0
@@ -115,13 +117,7 @@ class _Child:
         return _proc_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def _summary(count: int, wall: float, latencies: list[float], failures: list[str]) -> dict:

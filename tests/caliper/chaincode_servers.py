@@ -35,6 +35,8 @@ from medfabric.layout import PROJECT_ROOT
 from medfabric_ops.lifecycle import BASELINE_DIR, baseline_unavailable, node_chaincode_command
 from medfabric_ops.process import child_env, tcp_open
 
+from ..processes import stop_process
+
 HOST = "127.0.0.1"
 NODE_BASELINE = "medfabric-node"  # the baseline's chaincode name in network/topology.yaml
 NODE_BASELINE_ID = f"{NODE_BASELINE}_0.1:fake"
@@ -156,13 +158,6 @@ def _drain(process: subprocess.Popen, tail: deque[str], log_file: IO[str] | None
 
 def _stop(server: ChaincodeProcess) -> None:
     """Stop the process (SIGTERM, SIGKILL after STOP_TIMEOUT) and let its output be read to the end."""
-    process = server.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(server.process, STOP_TIMEOUT)
     if server._reader is not None:
         server._reader.join(STOP_TIMEOUT)

@@ -36,6 +36,7 @@ import pytest
 from cryptography.x509.oid import NameOID
 from fabric_protos.peer import chaincode_shim_pb2
 
+from ..processes import stop_process
 from ..unit.chaincode.fakepeer import CHANNEL, DEFAULT_TIMESTAMP, WAIT, FakePeer, TxResult
 from ..unit.chaincode.pki import USER_NAME, Credential, issue, name, serialized_identity
 
@@ -137,13 +138,7 @@ class NodeChaincode:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, 5)
 
 
 @pytest.fixture(scope="module")

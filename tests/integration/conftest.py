@@ -32,6 +32,7 @@ import pytest
 from medfabric.layout import NetworkLayout
 from medfabric.topology import Topology, load_topology
 
+from ..processes import stop_process
 from ..topologies import topology_with_free_ports, write_topology
 
 INTEGRATION_BASE_PORT = 17000
@@ -146,13 +147,8 @@ class _Rehearsal:
         from medfabric_ops.process import Supervisor
 
         Supervisor(self.layout).stop_all()
-        if self.gateway is not None and self.gateway.poll() is None:
-            self.gateway.terminate()
-            try:
-                self.gateway.wait(10)
-            except subprocess.TimeoutExpired:
-                self.gateway.kill()
-                self.gateway.wait()
+        if self.gateway is not None:
+            stop_process(self.gateway)
 
 
 @contextmanager
