@@ -15,3 +15,22 @@ def crypto_layout(tmp_path_factory) -> NetworkLayout:
     layout = NetworkLayout(tmp_path_factory.mktemp("build"))
     generate_crypto(load_topology(), layout)
     return layout
+
+
+@pytest.fixture(scope="session")
+def fabric_defaults():
+    """Fabric's own sampleconfig, found with the binaries ($FABRIC_BIN, or where `make setup` recorded them).
+
+    Without it rendering cannot be tested: a failure in CI, which always has the binaries, a skip elsewhere."""
+    import os
+
+    from medfabric_ops.binaries import PINNED_VERSION, find_binaries
+    from medfabric_ops.render import FabricDefaults
+
+    binaries = find_binaries(PINNED_VERSION)
+    if binaries is None:
+        reason = "Fabric's sampleconfig is not found: set FABRIC_BIN (the release's bin/, config/ beside it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return FabricDefaults.load(binaries.config_dir)

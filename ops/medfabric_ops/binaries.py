@@ -1,24 +1,35 @@
-"""The Fabric binaries: from $FABRIC_BIN, from the build cache, or built from source.
+"""The Fabric binaries and Fabric's own sampleconfig, found or fetched in this order:
+
+1. ``$FABRIC_BIN`` (the ``bin/`` folder of the official release; its sampleconfig is the ``config/`` beside it);
+2. the cached copy: where ``setup`` last found them (``.fabric/<version>/found.json``), else a build or a
+   download cached in ``.fabric/<version>/{bin,config}``;
+3. a build of the Go module pinned in ``ops/fabric`` (``go build`` of the release's commit through the Go
+   module proxy), its sampleconfig taken from the module's source;
+4. the official release tarball (``$MEDFABRIC_FABRIC_RELEASE_URL`` overrides where it is fetched from);
+
+else one error naming these ways.
 
     >>> binaries = locate_binaries("3.1.5")
     >>> binaries.run("peer", "version", env=child_env({}))
+    >>> binaries.config_dir / "core.yaml"      # Fabric's sample core.yaml, which rendering starts from
 
 Channels and the chaincode lifecycle need only `FabricTools.run`, which the
 binaries provide here and the fabric-tools image in docker mode
 (docker_mode.DockerFabricTools).
-
-Fabric is a Go module: ops/fabric pins the release by commit, and the build
-stamps the version into the binaries the way Fabric's own Makefile does, so
-that `peer version` reports it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
@@ -28,14 +39,22 @@ from medfabric.layout import PROJECT_ROOT
 from .process import child_env
 
 FABRIC_COMMANDS = ("peer", "orderer", "configtxgen", "osnadmin")
+SAMPLECONFIG_FILES = ("core.yaml", "orderer.yaml", "configtx.yaml")
 PINNED_VERSION = "3.1.5"  # the release whose commit ops/fabric/go.mod requires
 GO_MODULE_DIR = Path(__file__).resolve().parents[1] / "fabric"
-CACHE_ROOT = PROJECT_ROOT / ".fabric"
+CACHE_ROOT = PROJECT_ROOT / ".fabric"  # $MEDFABRIC_FABRIC_CACHE instead, where set
+CACHE_VARIABLE = "MEDFABRIC_FABRIC_CACHE"
+RELEASE_URL = ("https://github.com/hyperledger/fabric/releases/download/v{version}/"
+               "hyperledger-fabric-{platform}-{version}.tar.gz")
+RELEASE_URL_VARIABLE = "MEDFABRIC_FABRIC_RELEASE_URL"
+FOUND_FILE = "found.json"
 
-_VERSION_VARIABLE = "github.com/hyperledger/fabric/common/metadata.Version"
+_FABRIC_MODULE = "github.com/hyperledger/fabric"
+_VERSION_VARIABLE = f"{_FABRIC_MODULE}/common/metadata.Version"
 _VERSION_LINE = re.compile(r"^\s*Version:\s*v?(\S+)", re.MULTILINE)
 # "github.com/x/y@v1.2.3: reading https://proxy.golang.org/...: 403 Forbidden"
 _PROXY_REFUSAL = re.compile(r"(?P<module>[A-Za-z0-9._~/-]+)@\S+: reading \S+: (?P<status>\d{3})\b")
+_DOWNLOAD_TIMEOUT = 60.0
 
 
 class BinariesError(RuntimeError):
@@ -64,8 +83,9 @@ class FabricTools(Protocol):
 @dataclass(frozen=True)
 class FabricBinaries:
     bin_dir: Path
+    config_dir: Path  # Fabric's sampleconfig of the same release: core.yaml, orderer.yaml, configtx.yaml
     version: str
-    source: str  # "FABRIC_BIN", "cache" or "build"
+    source: str  # "FABRIC_BIN", "recorded" (where setup found them), "cache", "build" or "release"
 
     def path(self, command: str) -> Path:
         return self.bin_dir / command
@@ -92,28 +112,71 @@ def run_tool(argv: Sequence[str], name: str, env: Mapping[str, str], timeout: fl
     return done.stdout
 
 
-def locate_binaries(version: str, environ: Mapping[str, str] = os.environ, cache_root: Path = CACHE_ROOT,
+def locate_binaries(version: str, environ: Mapping[str, str] = os.environ, cache_root: Path | None = None,
                     module_dir: Path = GO_MODULE_DIR) -> FabricBinaries:
-    """$FABRIC_BIN, else the cache, else a build from the pinned Go module."""
-    return find_binaries(version, environ, cache_root) or build_binaries(version, environ, cache_root, module_dir)
+    """$FABRIC_BIN, else the cached copy, else a build from the pinned Go module, else the release tarball."""
+    cache_root = cache_root or fabric_cache(environ)
+    found = find_binaries(version, environ, cache_root)
+    if found:
+        return found
+    try:
+        return build_binaries(version, environ, cache_root, module_dir)
+    except BinariesError as build_failure:
+        try:
+            return download_release(version, environ, cache_root)
+        except BinariesError as download_failure:
+            raise BinariesError(
+                f"no Fabric {version} binaries: FABRIC_BIN is not set and nothing is cached in "
+                f"{cache_root / version}; the build failed ({_reason(build_failure)}); "
+                f"the release download failed ({_reason(download_failure)}); "
+                f"set FABRIC_BIN to the bin/ folder of the official Fabric {version} release, "
+                f"or let `go` reach the Go module proxy, or the release download reach GitHub, or use MODE=docker"
+            ) from None
 
 
 def find_binaries(version: str, environ: Mapping[str, str] = os.environ,
-                  cache_root: Path = CACHE_ROOT) -> FabricBinaries | None:
-    """The binaries from $FABRIC_BIN (which must hold this version) or the cache; None if neither."""
+                  cache_root: Path | None = None) -> FabricBinaries | None:
+    """The binaries from $FABRIC_BIN (which must hold this version), else where setup last found them, else
+    the cache; None if none of these."""
+    cache_root = cache_root or fabric_cache(environ)
     if environ.get("FABRIC_BIN"):
         return _release_binaries(Path(environ["FABRIC_BIN"]).expanduser(), version, environ)
+    recorded = _recorded(version, cache_root)
+    if recorded:
+        return recorded
     cached = cache_dir(version, cache_root)
-    return FabricBinaries(cached, version, "cache") if _holds_all(cached) else None
+    if _holds_all(cached) and _holds_sampleconfig(cached.parent / "config"):
+        return FabricBinaries(cached, cached.parent / "config", version, "cache")
+    return None
 
 
-def cache_dir(version: str, cache_root: Path = CACHE_ROOT) -> Path:
-    return cache_root / version / "bin"
+def record_binaries(binaries: FabricBinaries, cache_root: Path | None = None) -> None:
+    """Remember binaries found through $FABRIC_BIN, so later commands find them without it."""
+    cache_root = cache_root or fabric_cache()
+    if binaries.source != "FABRIC_BIN":
+        return
+    record = cache_root / binaries.version / FOUND_FILE
+    record.parent.mkdir(parents=True, exist_ok=True)
+    staging = record.with_name(f".{FOUND_FILE}.partial")
+    staging.write_text(json.dumps({"bin_dir": str(binaries.bin_dir), "config_dir": str(binaries.config_dir),
+                                   "source": "FABRIC_BIN"}, indent=2) + "\n")
+    os.replace(staging, record)
 
 
-def build_binaries(version: str, environ: Mapping[str, str] = os.environ, cache_root: Path = CACHE_ROOT,
+def fabric_cache(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where built, downloaded or found binaries are kept or recorded: $MEDFABRIC_FABRIC_CACHE, else .fabric/."""
+    return Path(environ[CACHE_VARIABLE]) if environ.get(CACHE_VARIABLE) else CACHE_ROOT
+
+
+def cache_dir(version: str, cache_root: Path | None = None) -> Path:
+    return (cache_root or fabric_cache()) / version / "bin"
+
+
+def build_binaries(version: str, environ: Mapping[str, str] = os.environ, cache_root: Path | None = None,
                    module_dir: Path = GO_MODULE_DIR) -> FabricBinaries:
-    """Build the binaries from the Go module in `module_dir` into the cache (about 1.5 min on 2 cores)."""
+    """Build the binaries from the Go module in `module_dir` into the cache (about 1.5 min on 2 cores), with
+    the sampleconfig of the module's source beside them."""
+    cache_root = cache_root or fabric_cache(environ)
     if version != PINNED_VERSION:
         raise BinariesError(
             f"{module_dir} pins Fabric {PINNED_VERSION} but the topology asks for {version}; "
@@ -123,23 +186,53 @@ def build_binaries(version: str, environ: Mapping[str, str] = os.environ, cache_
     if go is None:
         raise BinariesError(f"cannot build Fabric {version}: Go is not installed; {_alternatives(version)}")
     env = {**environ, "CGO_ENABLED": "0"}
-    target = cache_dir(version, cache_root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix="bin.building-") as staging:
+    with _staging(version, cache_root) as staging:
         if not (module_dir / "go.sum").exists():
             # go.sum is written once by a machine that can reach the proxy, then committed.
             _go(go, ["mod", "tidy"], module_dir, env, version)
-        packages = [f"github.com/hyperledger/fabric/cmd/{command}" for command in FABRIC_COMMANDS]
-        built = Path(staging) / "bin"
+        packages = [f"{_FABRIC_MODULE}/cmd/{command}" for command in FABRIC_COMMANDS]
+        built = staging / "bin"
         built.mkdir()
         ldflags = f"-X {_VERSION_VARIABLE}={version}"
         _go(go, ["build", "-trimpath", "-ldflags", ldflags, "-o", f"{built}/", *packages], module_dir, env, version)
+        source = Path(_go(go, ["list", "-m", "-f", "{{.Dir}}", _FABRIC_MODULE], module_dir, env, version).strip())
+        _copy_sampleconfig(source / "sampleconfig", staging / "config", version)
+        return _install(staging, version, cache_root, "build")
+
+
+def download_release(version: str, environ: Mapping[str, str] = os.environ,
+                     cache_root: Path | None = None) -> FabricBinaries:
+    """Fetch the official release tarball (bin/ and config/) into the cache and check `peer version`."""
+    cache_root = cache_root or fabric_cache(environ)
+    url = environ.get(RELEASE_URL_VARIABLE) or RELEASE_URL
+    url = url.format(version=version, platform=release_platform())
+    with _staging(version, cache_root) as staging:
+        tarball = staging / "release.tar.gz"
         try:
-            built.rename(target)  # atomic: the cache never holds half a build
-        except OSError:
-            if not _holds_all(target):  # else a concurrent build finished first
-                raise
-    return FabricBinaries(target, version, "build")
+            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as answer, tarball.open("wb") as file:
+                shutil.copyfileobj(answer, file)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise BinariesError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
+        try:
+            with tarfile.open(tarball) as archive:
+                archive.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise BinariesError(f"{url} is not a readable release tarball: {exc}") from None
+        tarball.unlink()
+        missing = [command for command in FABRIC_COMMANDS if not os.access(staging / "bin" / command, os.X_OK)]
+        if missing:
+            raise BinariesError(f"the release tarball {url} has no bin/{', bin/'.join(missing)}")
+        _check_sampleconfig(staging / "config", f"the release tarball {url}")
+        found = reported_version(staging / "bin" / "peer")
+        if found != version:
+            raise BinariesError(f"the release tarball {url} holds Fabric {found}, not {version}")
+        return _install(staging, version, cache_root, "release")
+
+
+def release_platform() -> str:
+    """The release tarball's platform name: linux-amd64, linux-arm64, darwin-arm64, ..."""
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return f"{platform.system().lower()}-{machine}"
 
 
 def reported_version(peer: Path) -> str:
@@ -162,24 +255,85 @@ def _release_binaries(bin_dir: Path, version: str, environ: Mapping[str, str]) -
             f"FABRIC_BIN={bin_dir} has no executable {', '.join(missing)}; "
             f"point it at the bin/ folder of the official Fabric {version} release"
         )
+    config_dir = bin_dir.parent / "config"
+    _check_sampleconfig(config_dir, f"FABRIC_BIN={bin_dir} has no ../config like the release's:")
     found = reported_version(bin_dir / "peer")
     if found != version:
         raise BinariesError(
             f"FABRIC_BIN={bin_dir} holds Fabric {found} but the topology asks for {version}; "
             f"point FABRIC_BIN at the Fabric {version} release or change fabric_version"
         )
-    return FabricBinaries(bin_dir, version, "FABRIC_BIN")
+    return FabricBinaries(bin_dir, config_dir, version, "FABRIC_BIN")
+
+
+def _recorded(version: str, cache_root: Path) -> FabricBinaries | None:
+    """Where setup last found the binaries, if they are still there."""
+    try:
+        record = json.loads((cache_root / version / FOUND_FILE).read_text())
+        bin_dir, config_dir = Path(record["bin_dir"]), Path(record["config_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (_holds_all(bin_dir) and _holds_sampleconfig(config_dir)):
+        return None
+    return FabricBinaries(bin_dir, config_dir, version, "recorded")
 
 
 def _holds_all(bin_dir: Path) -> bool:
     return all(os.access(bin_dir / command, os.X_OK) for command in FABRIC_COMMANDS)
 
 
-def _go(go: str, args: list[str], module_dir: Path, env: Mapping[str, str], version: str) -> None:
+def _holds_sampleconfig(config_dir: Path) -> bool:
+    return all((config_dir / name).is_file() for name in SAMPLECONFIG_FILES)
+
+
+def _check_sampleconfig(config_dir: Path, where: str) -> None:
+    missing = [name for name in SAMPLECONFIG_FILES if not (config_dir / name).is_file()]
+    if missing:
+        raise BinariesError(f"{where} {config_dir} lacks {', '.join(missing)} (Fabric's sampleconfig, which "
+                            f"every rendered core.yaml and orderer.yaml starts from)")
+
+
+def _copy_sampleconfig(source: Path, target: Path, version: str) -> None:
+    _check_sampleconfig(source, f"the source of Fabric {version} at")
+    target.mkdir()
+    for name in SAMPLECONFIG_FILES:
+        shutil.copyfile(source / name, target / name)
+
+
+class _staging:
+    """A scratch folder in the cache, removed afterwards whatever happens."""
+
+    def __init__(self, version: str, cache_root: Path):
+        self._parent = cache_root / version
+
+    def __enter__(self) -> Path:
+        self._parent.mkdir(parents=True, exist_ok=True)
+        self._path = Path(tempfile.mkdtemp(dir=self._parent, prefix=".staging-"))
+        return self._path
+
+    def __exit__(self, *exc_info: object) -> None:
+        shutil.rmtree(self._path, ignore_errors=True)
+
+
+def _install(staging: Path, version: str, cache_root: Path, source: str) -> FabricBinaries:
+    """Move staging's config/ then bin/ into the cache: bin/ is there only once everything is."""
+    target = cache_dir(version, cache_root)
+    config = target.parent / "config"
+    if _holds_all(target) and _holds_sampleconfig(config):  # a concurrent build or download finished first
+        return FabricBinaries(target, config, version, source)
+    shutil.rmtree(config, ignore_errors=True)
+    (staging / "config").rename(config)
+    shutil.rmtree(target, ignore_errors=True)
+    (staging / "bin").rename(target)
+    return FabricBinaries(target, config, version, source)
+
+
+def _go(go: str, args: list[str], module_dir: Path, env: Mapping[str, str], version: str) -> str:
     done = subprocess.run([go, *args], cwd=module_dir, env=dict(env), capture_output=True, text=True)
     if done.returncode != 0:
         reason = _explain_go_failure(f"go {args[0]}", done.stderr)
         raise BinariesError(f"cannot build Fabric {version}: {reason}; {_alternatives(version)}")
+    return done.stdout
 
 
 def _explain_go_failure(step: str, stderr: str) -> str:
@@ -192,6 +346,12 @@ def _explain_go_failure(step: str, stderr: str) -> str:
 
 def _alternatives(version: str) -> str:
     return f"instead set FABRIC_BIN to the bin/ folder of the official Fabric {version} release, or use MODE=docker"
+
+
+def _reason(error: BinariesError) -> str:
+    """The cause alone, without the alternatives the combined message names once."""
+    text = str(error)
+    return text.split("; instead set FABRIC_BIN", 1)[0].removeprefix(f"cannot build Fabric {PINNED_VERSION}: ")
 
 
 def command_name(command: str, args: Sequence[str]) -> str:

@@ -32,8 +32,9 @@ from .binaries import (
     BinariesError,
     FabricBinaries,
     FabricCommandError,
-    build_binaries,
     find_binaries,
+    locate_binaries,
+    record_binaries,
 )
 from .channel import ChannelError
 from .crypto_material import CryptoMaterialError
@@ -43,11 +44,12 @@ from .lifecycle import DeployError, baseline_unavailable
 from .osnadmin import OSNAdminError
 from .process import ProcessError, Supervisor
 
-_EXPECTED_ERRORS = (TopologyError, BinariesError, CryptoMaterialError, FabricCommandError, ProcessError,
-                    OSNAdminError, ChannelError, DeployError, DockerError, DataServiceError, native.NetworkError,
+_EXPECTED_ERRORS = (TopologyError, BinariesError, render.SampleConfigError, CryptoMaterialError,
+                    FabricCommandError, ProcessError, OSNAdminError, ChannelError, DeployError, DockerError, DataServiceError, native.NetworkError,
                     BenchError, OSError)
 _ERRORS_WITH_LOG_TAIL = (ProcessError, FabricCommandError, DockerError)
-_SOURCES = {"FABRIC_BIN": "from $FABRIC_BIN", "cache": "cached", "build": "built from ops/fabric"}
+_SOURCES = {"FABRIC_BIN": "from $FABRIC_BIN, recorded for later commands", "recorded": "where setup found them",
+            "cache": "cached", "build": "built from ops/fabric", "release": "from the official release tarball"}
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"  # its volumes are relative to the project root
 
 
@@ -106,7 +108,8 @@ def network() -> None:
 @_profile_option
 @_json_option
 def setup(topology_path: str | None, mode: str, profile: str | None, as_json: bool) -> None:
-    """Find the Fabric binaries ($FABRIC_BIN, then the .fabric cache), else build them; in docker mode,
+    """Find the Fabric binaries and sampleconfig ($FABRIC_BIN, then the cached copy), else build them from the
+    pinned Go module or download the official release, and record where they are; in docker mode,
     check that Docker and its Compose plugin are there instead. Writes Caliper's network configuration.
 
     Example: FABRIC_BIN=~/fabric-3.1.5/bin medfabric network setup
@@ -127,6 +130,7 @@ def setup(topology_path: str | None, mode: str, profile: str | None, as_json: bo
         "version": binaries.version,
         "source": binaries.source,
         "bin_dir": str(binaries.bin_dir),
+        "config_dir": str(binaries.config_dir),
         "commands": {command: str(binaries.path(command)) for command in FABRIC_COMMANDS},
         "profile": topology.tuning.profile,
         "caliper_network_config": str(layout.caliper_network_config),
@@ -146,8 +150,12 @@ def render_command(topology_path: str | None, profile: str | None, as_json: bool
     Example: medfabric network render --profile low-latency
     """
     topology, layout = load_topology(topology_path, profile), NetworkLayout.default()
+    binaries = find_binaries(topology.fabric_version)
+    if binaries is None:
+        raise BinariesError("render starts every node's configuration from Fabric's sampleconfig, found with the "
+                            "binaries: run `make setup` (or set FABRIC_BIN) first")
     crypto_material.generate_crypto(topology, layout)  # the rendered files name these paths
-    render.render_network(topology, layout)
+    render.render_network(topology, layout, render.FabricDefaults.load(binaries.config_dir))
     COMPOSE_FILE.write_text(compose.render_compose(topology))  # the same for every profile
     report = {"config_dir": str(layout.root), "compose_file": str(COMPOSE_FILE), "profile": topology.tuning.profile,
               "caliper_network_config": str(layout.caliper_network_config)}
@@ -299,11 +307,13 @@ def _docker_project(topology: Topology) -> ComposeProject:
 
 
 def _binaries(topology: Topology) -> FabricBinaries:
+    """The binaries as `locate_binaries` finds them (a build or download with a spinner), recorded for later."""
     found = find_binaries(topology.fabric_version)
-    if found:
-        return found
-    with _spinner(f"building Fabric {topology.fabric_version} from ops/fabric (about 2 minutes)"):
-        return build_binaries(topology.fabric_version)
+    if not found:
+        with _spinner(f"building or downloading Fabric {topology.fabric_version} (about 2 minutes)"):
+            found = locate_binaries(topology.fabric_version)
+    record_binaries(found)
+    return found
 
 
 def _log_names(node: str | None, topology: Topology, layout: NetworkLayout) -> list[str]:

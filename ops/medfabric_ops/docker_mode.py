@@ -32,11 +32,13 @@ from medfabric.layout import NetworkLayout
 from medfabric.topology import Topology
 
 from . import compose, network
-from .binaries import command_name, run_tool
+from .binaries import SAMPLECONFIG_FILES, command_name, fabric_cache, run_tool
 from .data_services import data_service_name, identity_url
+from .render import FabricDefaults
 from .process import Probe, ProcessStatus, all_of, http_ok, poll_until, tls_handshake
 
 TOOLS_IMAGE = "hyperledger/fabric-tools"
+IMAGE_CONFIG_DIR = "/etc/hyperledger/fabric"  # FABRIC_CFG_PATH of Fabric's images: the release's sampleconfig
 OFFLINE_COMMANDS = frozenset({"configtxgen"})  # reads and writes files only, so it runs before any node
 FORWARDED_SETTINGS = ("CORE_", "ORDERER_", "FABRIC_CFG_PATH", "FABRIC_LOGGING_SPEC")
 LOG_LINES = 20
@@ -125,6 +127,19 @@ class DockerFabricTools:
                 *(flag for name in settings for flag in ("-e", name)), self.image, command, *words]
         return run_tool(argv, command_name(command, words), env, timeout, target)
 
+    def sampleconfig(self, config_dir: Path) -> Path:
+        """`config_dir` holding Fabric's sampleconfig, copied out of the image (its FABRIC_CFG_PATH) once."""
+        if all((config_dir / name).is_file() for name in SAMPLECONFIG_FILES):
+            return config_dir
+        config_dir.mkdir(parents=True, exist_ok=True)
+        for name in SAMPLECONFIG_FILES:
+            text = _docker("run", "--rm", "--network", "none", "--entrypoint", "cat", self.image,
+                           f"{IMAGE_CONFIG_DIR}/{name}")
+            partial = config_dir / f".{name}.partial"
+            partial.write_text(text)
+            partial.replace(config_dir / name)
+        return config_dir
+
     def pull_if_missing(self) -> None:
         """Pull the image unless it is here, so that no command's timeout has to cover a download."""
         if _run_docker("image", "inspect", self.image).returncode != 0:
@@ -199,12 +214,14 @@ class ComposeNodes:
 
 
 def up(topology: Topology, layout: NetworkLayout, project: ComposeProject,
-       progress: Callable[[str], None] | None = None, with_baseline: bool = True) -> list[network.StepTiming]:
+       progress: Callable[[str], None] | None = None, with_baseline: bool = True,
+       cache_root: Path | None = None) -> list[network.StepTiming]:
     """Bring the consortium up as containers and deploy the chaincodes; the time each step took.
 
     The compose file is written from the topology first (with every service, so it stays the one
     `render` writes). Like native mode, `up` keeps what runs and skips what is done. `with_baseline=False`
-    starts and deploys no Node baseline chaincode.
+    starts and deploys no Node baseline chaincode. Node configuration starts from Fabric's sampleconfig of
+    the tools image, cached in `cache_root`.
     """
     _check_build_folder(layout, project)
     step = network.StepClock(progress)
@@ -214,8 +231,10 @@ def up(topology: Topology, layout: NetworkLayout, project: ComposeProject,
             project.file.write_text(document)
         tools = DockerFabricTools.for_project(topology, layout, project)
         tools.pull_if_missing()
+        config_dir = (cache_root or fabric_cache()) / topology.fabric_version / "config"
+        defaults = FabricDefaults.load(tools.sampleconfig(config_dir))
     deployed = topology if with_baseline else network.without_baseline(topology)
-    return network.bring_up(deployed, layout, tools, ComposeNodes(project, deployed), step)
+    return network.bring_up(deployed, layout, tools, defaults, ComposeNodes(project, deployed), step)
 
 
 def down(project: ComposeProject) -> list[str]:

@@ -139,7 +139,9 @@ def up(topology: Topology, layout: NetworkLayout, binaries: FabricBinaries,
     Node baseline chaincode out (where node cannot run it).
     """
     topology = topology if with_baseline else without_baseline(topology)
-    return bring_up(topology, layout, binaries, NativeNodes(topology, layout, binaries), StepClock(progress))
+    defaults = render.FabricDefaults.load(binaries.config_dir)
+    return bring_up(topology, layout, binaries, defaults, NativeNodes(topology, layout, binaries),
+                    StepClock(progress))
 
 
 def without_baseline(topology: Topology) -> Topology:
@@ -147,14 +149,14 @@ def without_baseline(topology: Topology) -> Topology:
     return dataclasses.replace(topology, baseline=None)
 
 
-def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, nodes: Nodes,
-             step: StepClock) -> list[StepTiming]:
-    """Material, channels and chaincode with `tools`, the nodes and data services started by `nodes`;
-    every step timed by `step`."""
+def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defaults: render.FabricDefaults,
+             nodes: Nodes, step: StepClock) -> list[StepTiming]:
+    """Material, channels and chaincode with `tools`, node configuration over Fabric's `defaults`, the nodes
+    and data services started by `nodes`; every step timed by `step`."""
     with step("crypto material"):
         crypto_material.generate_crypto(topology, layout)  # adds what is missing, never replaces a key
     with step("configuration"):
-        render.render_network(topology, layout)
+        render.render_network(topology, layout, defaults)
     with step("chaincode packages"):
         packages = {chaincode.name: {domain.id: render.chaincode_package(topology, layout, domain, chaincode)
                                      for domain in topology.domains}

@@ -1,12 +1,13 @@
 """core.yaml of each peer, and the environments that run a peer or the peer CLI.
 
-The file holds every setting the peer reads at start-up, so nothing falls back
-to another core.yaml. Shared values are those of Fabric's sample core.yaml
-unless a comment says why not. Settings that name a file or folder are also
-given as CORE_* environment variables (peer_env), so the same core.yaml serves
-a container whose paths differ.
+The file is Fabric's sample core.yaml of the release (fabric_defaults), with
+the peer's own settings (names, addresses, paths, tuning) and the shared
+changes of SHARED, each with its reason, written over it; so every key the
+peer reads has Fabric's value unless we say why not. Settings that name a file
+or folder are also given as CORE_* environment variables (peer_env), so the
+same core.yaml serves a container whose paths differ.
 
-    >>> render_core_yaml(topology, layout, peer)   # layout.node_config(peer.host_name) / "core.yaml"
+    >>> render_core_yaml(topology, layout, defaults, peer)   # layout.node_config(peer.host_name) / "core.yaml"
     >>> peer_env(topology, layout, peer)["FABRIC_CFG_PATH"] == str(layout.node_config(peer.host_name))
     True
 """
@@ -19,85 +20,30 @@ from typing import Any
 from medfabric.layout import NetworkLayout
 from medfabric.topology import Domain, Peer, Topology
 
-from .files import environment, nested, write_yaml
+from .fabric_defaults import Changed, FabricDefaults, overlay
+from .files import environment, write_yaml
 
 CCAAS_BUILDER_DIR = Path(__file__).resolve().parents[1] / "builders"  # holds bin/detect, bin/build, bin/release
 CCAAS_BUILDER_NAME = "medfabric-ccaas"
 NODE_LOGGING_SPEC = "info"
 CLI_LOGGING_SPEC = "warning:chaincodeCmd,channelCmd=info"  # at info the peer CLI logs whole responses
 
-_SHARED = {
-    "peer.addressAutoDetect": False,
-    "peer.gateway.enabled": True,
-    "peer.gateway.endorsementTimeout": "30s",
-    "peer.gateway.broadcastTimeout": "30s",
-    "peer.gateway.dialTimeout": "2m",
-    "peer.keepalive.interval": "7200s",
-    "peer.keepalive.timeout": "20s",
-    "peer.keepalive.minInterval": "60s",
-    "peer.keepalive.client.interval": "60s",
-    "peer.keepalive.client.timeout": "20s",
-    "peer.keepalive.deliveryClient.interval": "60s",
-    "peer.keepalive.deliveryClient.timeout": "20s",
-    "peer.gossip.useLeaderElection": False,
-    "peer.gossip.orgLeader": True,  # every peer pulls its blocks from the ordering service
-    # 2s and 1s, not 25s and 4s: a peer that probed another org before that org
-    # joined the channel finds it within seconds, so endorsement across orgs works
-    # right after the chaincode is committed.
-    "peer.gossip.reconnectInterval": "2s",
-    "peer.gossip.requestStateInfoInterval": "1s",
-    "peer.gossip.publishStateInfoInterval": "1s",
-    "peer.gossip.pvtData.reconciliationEnabled": True,
-    "peer.gossip.state.enabled": False,
-    "peer.tls.enabled": True,
-    "peer.tls.clientAuthRequired": False,
-    "peer.authentication.timewindow": "15m",
-    "peer.BCCSP.Default": "SW",
-    "peer.BCCSP.SW.Hash": "SHA2",
-    "peer.BCCSP.SW.Security": 256,
-    "peer.localMspType": "bccsp",
-    "peer.client.connTimeout": "3s",
-    "peer.deliveryclient.blockGossipEnabled": False,
-    "peer.deliveryclient.reconnectTotalTimeThreshold": "3600s",
-    "peer.deliveryclient.connTimeout": "3s",
-    "peer.deliveryclient.reConnectBackoffThreshold": "3600s",
-    "peer.deliveryclient.blockCensorshipTimeoutKey": "30s",
-    "peer.deliveryclient.minimalReconnectInterval": "100ms",
-    "peer.deliveryclient.policy": "cluster",  # on BFT channels, the deliverer that detects censoring orderers
-    "peer.profile.enabled": False,
-    "peer.handlers.authFilters": [{"name": "DefaultAuth"}, {"name": "ExpirationCheck"}, {"name": "TimeWindowCheck"}],
-    "peer.handlers.decorators": [{"name": "DefaultDecorator"}],
-    "peer.handlers.endorsers.escc.name": "DefaultEndorsement",
-    "peer.handlers.validators.vscc.name": "DefaultValidation",
-    "peer.discovery.enabled": True,
-    "peer.discovery.authCacheEnabled": True,
-    "peer.discovery.authCacheMaxSize": 1000,
-    "peer.discovery.authCachePurgeRetentionRatio": 0.75,
-    "peer.discovery.orgMembersAllowedAccess": False,
-    "peer.limits.concurrency.endorserService": 2500,
-    "peer.limits.concurrency.deliverService": 2500,
-    "peer.maxRecvMsgSize": 104857600,
-    "peer.maxSendMsgSize": 104857600,
-    "vm.endpoint": "",  # no Docker: chaincode runs as a service, found through the external builder
-    "chaincode.installTimeout": "300s",
-    "chaincode.startuptimeout": "300s",
-    "chaincode.executetimeout": "30s",
-    "chaincode.mode": "net",
-    "chaincode.keepalive": 0,
-    "chaincode.system._lifecycle": "enable",
-    "chaincode.system.cscc": "enable",
-    "chaincode.system.lscc": "enable",
-    "chaincode.system.qscc": "enable",
-    "ledger.state.stateDatabase": "goleveldb",
-    "ledger.state.totalQueryLimit": 100000,
-    "ledger.history.enableHistoryDatabase": True,
-    "ledger.pvtdataStore.collElgProcMaxDbBatchSize": 5000,
-    "ledger.pvtdataStore.collElgProcDbBatchesInterval": 1000,
-    "ledger.pvtdataStore.deprioritizedDataReconcilerInterval": "60m",
-    "ledger.pvtdataStore.purgeInterval": 100,
-    "ledger.pvtdataStore.purgedKeyAuditLogging": True,
-    "operations.tls.enabled": False,
-    "metrics.provider": "prometheus",
+# Where our peers differ from Fabric's sample core.yaml, and why; every other key keeps Fabric's value.
+SHARED: dict[str, Changed] = {
+    "peer.gossip.reconnectInterval": Changed(
+        "2s", "a peer that probed another org before that org joined the channel finds it within seconds "
+              "(25s: endorsement across orgs fails for ~30 s after the chaincode is committed)"),
+    "peer.gossip.requestStateInfoInterval": Changed("1s", "channel membership is known within a second of a join"),
+    "peer.gossip.publishStateInfoInterval": Changed("1s", "channel membership is known within a second of a join"),
+    "peer.tls.enabled": Changed(True, "every peer serves TLS; clients, orderers and other orgs check it"),
+    "vm.endpoint": Changed("", "no Docker: chaincode runs as a service, found through the external builder"),
+    "metrics.provider": Changed("prometheus", "benchmarks and `status` read /metrics on the operations port"),
+    "peer.profile.listenAddress": Changed("127.0.0.1:6060", "every server binds to 127.0.0.1, should profiling "
+                                                            "(peer.profile.enabled, off) be turned on"),
+}
+# Keys of the peer's config that Fabric's sample core.yaml leaves out (commented), and why we set them.
+ADDED: dict[str, str] = {
+    "peer.chaincodeListenAddress": "the peer's chaincode listener on the topology's port, not listenAddress + 1",
 }
 
 
@@ -106,11 +52,14 @@ def external_builders(builder_dir: PurePath = CCAAS_BUILDER_DIR) -> list[dict[st
     return [{"name": CCAAS_BUILDER_NAME, "path": str(builder_dir)}]
 
 
-def render_core_yaml(topology: Topology, layout: NetworkLayout, peer: Peer) -> None:
-    write_yaml(layout.node_config(peer.host_name) / "core.yaml", nested(_settings(topology, layout, peer)))
+def render_core_yaml(topology: Topology, layout: NetworkLayout, defaults: FabricDefaults, peer: Peer) -> None:
+    """Fabric's sample core.yaml of the release, with the peer's own settings and SHARED written over it."""
+    document = overlay(defaults.core, node_settings(topology, layout, peer), added=ADDED)
+    write_yaml(layout.node_config(peer.host_name) / "core.yaml", overlay(document, SHARED))
 
-def _settings(topology: Topology, layout: NetworkLayout, peer: Peer) -> dict[str, Any]:
-    """Every setting of the peer's core.yaml, by dotted key."""
+
+def node_settings(topology: Topology, layout: NetworkLayout, peer: Peer) -> dict[str, Any]:
+    """The settings that are the peer's own (its names, addresses, tuning and paths), by dotted key."""
     domain = topology.domain(peer.domain_id)
     own = {
         "peer.id": peer.host_name,
@@ -127,7 +76,7 @@ def _settings(topology: Topology, layout: NetworkLayout, peer: Peer) -> dict[str
         # in-flight Gateway calls before it refuses more: a tuning knob (topology peer_gateway.concurrency)
         "peer.limits.concurrency.gatewayService": topology.tuning.gateway_concurrency,
     }
-    return {**own, **_SHARED, **_paths(layout, domain, peer)}
+    return {**own, **_paths(layout, domain, peer)}
 
 
 def peer_env(topology: Topology, layout: NetworkLayout, peer: Peer) -> dict[str, str]:

@@ -1,11 +1,9 @@
 """Writing generated files: a header saying so, YAML without aliases, atomic
 writes that leave an unchanged file alone, and Fabric settings named by their
-dotted keys, as a config file or as environment variables.
+dotted keys as environment variables.
 
-    >>> nested({"peer.id": "duty", "peer.tls.enabled": True})
-    {'peer': {'id': 'duty', 'tls': {'enabled': True}}}
-    >>> write_yaml(path, nested(settings))
-    >>> write_yaml(path, nested(settings))   # the same bytes: the file is left alone
+    >>> write_yaml(path, document)
+    >>> write_yaml(path, document)   # the same bytes: the file is left alone
     >>> environment("CORE", {"peer.tls.enabled": True})
     {'CORE_PEER_TLS_ENABLED': 'true'}
 """
@@ -54,18 +52,6 @@ def write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         os.unlink(partial)
         raise
-
-
-def nested(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The config document of dotted keys: {"a.b": 1, "a.c": 2} -> {"a": {"b": 1, "c": 2}}."""
-    document: dict[str, Any] = {}
-    for key, value in settings.items():
-        *parents, leaf = key.split(".")
-        node = document
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return document
 
 
 def environment(prefix: str, settings: Mapping[str, Any]) -> dict[str, str]:

@@ -17,7 +17,7 @@ def layout(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def rendered_layout(tmp_path_factory) -> NetworkLayout:
+def rendered_layout(tmp_path_factory, fabric_defaults) -> NetworkLayout:
     """What `medfabric network render` leaves in build/network for the default topology, in a temporary folder."""
     from medfabric_ops import render
     from medfabric_ops.crypto_material import generate_crypto
@@ -25,5 +25,5 @@ def rendered_layout(tmp_path_factory) -> NetworkLayout:
     topology = load_topology()
     layout = NetworkLayout(tmp_path_factory.mktemp("rendered") / "network")
     generate_crypto(topology, layout)
-    render.render_network(topology, layout)
+    render.render_network(topology, layout, fabric_defaults)
     return layout

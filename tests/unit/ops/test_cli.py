@@ -27,12 +27,22 @@ PLUGIN = EntryPoint("network", "medfabric_ops.cli:network", "medfabric.cli")  # 
 def build_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDFABRIC_BUILD_DIR", str(tmp_path / "network"))
     monkeypatch.delenv("FABRIC_BIN", raising=False)
+    monkeypatch.setenv("MEDFABRIC_FABRIC_CACHE", str(tmp_path / "fabric-cache"))  # setup records what it found
     monkeypatch.delenv("MEDFABRIC_TOPOLOGY", raising=False)
     monkeypatch.delenv("MEDFABRIC_PROFILE", raising=False)
     monkeypatch.delenv("MEDFABRIC_BENCH_DIR", raising=False)
     # whether this machine could run the Node baseline must not change what the tests see
     monkeypatch.setattr(cli, "baseline_unavailable", lambda needs_node: None)
     return tmp_path / "network"
+
+
+@pytest.fixture
+def release(tmp_path, fabric_defaults) -> Path:
+    """A fake release's bin/ beside a copy of Fabric's real sampleconfig: what `render` starts from."""
+    bin_dir = fake_release(tmp_path / "release" / "bin")
+    for name in ("core.yaml", "orderer.yaml"):
+        (bin_dir.parent / "config" / name).write_bytes((fabric_defaults.source / name).read_bytes())
+    return bin_dir
 
 
 def invoke(*args: str, env: dict | None = None):
@@ -67,7 +77,11 @@ def test_setup_reports_what_it_found(build_dir, tmp_path):
     result = invoke("setup", env={"FABRIC_BIN": str(release)})
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == (
-        f"Fabric 3.1.5: peer, orderer, configtxgen, osnadmin in {release} (from $FABRIC_BIN)")
+        f"Fabric 3.1.5: peer, orderer, configtxgen, osnadmin in {release} (from $FABRIC_BIN, recorded for later "
+        f"commands)")
+    later = json.loads(invoke("setup", "--json").stdout)  # without FABRIC_BIN: where the first setup found them
+    assert (later["source"], later["bin_dir"], later["config_dir"]) == (
+        "recorded", str(release), str(release.parent / "config"))
     report = json.loads(invoke("setup", "--json", env={"FABRIC_BIN": str(release)}).stdout)
     assert report["source"] == "FABRIC_BIN" and report["commands"]["configtxgen"] == str(release / "configtxgen")
 
@@ -149,10 +163,15 @@ def test_python_m_medfabric_ops_runs_the_same_group(monkeypatch, capsys):
     assert "status" in capsys.readouterr().out
 
 
-def test_render_writes_crypto_configs_and_compose_without_starting_anything(build_dir, tmp_path, monkeypatch):
+def test_render_without_binaries_says_to_run_setup(build_dir):
+    assert_one_line_error(invoke("render"), "Fabric's sampleconfig", "run `make setup` (or set FABRIC_BIN) first")
+
+
+def test_render_writes_crypto_configs_and_compose_without_starting_anything(build_dir, tmp_path, monkeypatch,
+                                                                             release):
     compose_file = tmp_path / "docker-compose.yaml"
     monkeypatch.setattr(cli, "COMPOSE_FILE", compose_file)
-    result = invoke("render", "--json")
+    result = invoke("render", "--json", env={"FABRIC_BIN": str(release)})
     assert result.exit_code == 0, result.output
     layout = NetworkLayout(build_dir)
     topology = cli.load_topology(None)
@@ -163,10 +182,10 @@ def test_render_writes_crypto_configs_and_compose_without_starting_anything(buil
     assert not layout.run.exists() or not any(layout.run.iterdir())
 
 
-def test_render_applies_a_profile_and_writes_the_caliper_network_config(build_dir, tmp_path, monkeypatch):
+def test_render_applies_a_profile_and_writes_the_caliper_network_config(build_dir, tmp_path, monkeypatch, release):
     compose_file = tmp_path / "docker-compose.yaml"
     monkeypatch.setattr(cli, "COMPOSE_FILE", compose_file)
-    result = invoke("render", "--profile", "high-throughput", "--json")
+    result = invoke("render", "--profile", "high-throughput", "--json", env={"FABRIC_BIN": str(release)})
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     layout = NetworkLayout(build_dir)
@@ -188,9 +207,9 @@ def test_an_unknown_profile_is_a_one_line_error(build_dir):
                               "profiles: no profile 'turbo' (known: default, low-latency, high-throughput)")
 
 
-def test_the_profile_can_come_from_medfabric_profile(build_dir, tmp_path, monkeypatch):
+def test_the_profile_can_come_from_medfabric_profile(build_dir, tmp_path, monkeypatch, release):
     monkeypatch.setattr(cli, "COMPOSE_FILE", tmp_path / "docker-compose.yaml")
-    result = invoke("render", "--json", env={"MEDFABRIC_PROFILE": "low-latency"})
+    result = invoke("render", "--json", env={"MEDFABRIC_PROFILE": "low-latency", "FABRIC_BIN": str(release)})
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["profile"] == "low-latency"
 

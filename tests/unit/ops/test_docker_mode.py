@@ -20,7 +20,7 @@ import yaml
 from medfabric.layout import NetworkLayout
 from medfabric_ops import channel as channel_module
 from medfabric_ops import cli, compose, crypto_material, docker_mode, network, render
-from medfabric_ops.binaries import FabricCommandError
+from medfabric_ops.binaries import SAMPLECONFIG_FILES, FabricCommandError
 from medfabric_ops.docker_mode import ComposeNodes, ComposeProject, DockerError, DockerFabricTools
 from medfabric_ops.process import child_env
 
@@ -101,6 +101,28 @@ def layout(tmp_path):
 @pytest.fixture
 def project(tmp_path, topology):
     return ComposeProject(tmp_path / "docker-compose.yaml", topology.name)
+
+
+def fabric_cache_with_sampleconfig(cache_root: Path, version: str) -> Path:
+    """A binaries cache that already holds the tools image's sampleconfig, so `up` copies nothing out."""
+    config_dir = cache_root / version / "config"
+    config_dir.mkdir(parents=True)
+    for name in SAMPLECONFIG_FILES:
+        (config_dir / name).write_text(f"{name.split('.')[0]}: {{}}\n")
+    return cache_root
+
+
+def test_the_sampleconfig_is_copied_out_of_the_tools_image_once(tmp_path, docker):
+    tools = DockerFabricTools("hyperledger/fabric-tools:3.1.5", "medfabric-network", tmp_path)
+    docker.answer("run", stdout="peer: {id: jdoe}\n")
+    config_dir = tools.sampleconfig(tmp_path / "cache" / "config")
+    assert sorted(p.name for p in config_dir.iterdir()) == sorted(SAMPLECONFIG_FILES)
+    assert (config_dir / "core.yaml").read_text() == "peer: {id: jdoe}\n"
+    assert [argv[:7] for argv in docker.argvs()] == [
+        ["run", "--rm", "--network", "none", "--entrypoint", "cat", "hyperledger/fabric-tools:3.1.5"]] * 3
+    assert [argv[7] for argv in docker.argvs()] == [f"/etc/hyperledger/fabric/{n}" for n in SAMPLECONFIG_FILES]
+    tools.sampleconfig(config_dir)
+    assert len(docker.calls()) == 3  # there already: nothing copied again
 
 
 def compose_document(topology, layout, network_container="medfabric-network") -> str:
@@ -185,6 +207,8 @@ def fabric(topology, layout, project, docker, monkeypatch):
     fabric = FakeFabric(topology)
     monkeypatch.setattr(crypto_material, "generate_crypto", lambda *args: fabric.events.append(("crypto",)))
     monkeypatch.setattr(render, "render_network", lambda *args: fabric.events.append(("render",)))
+    cached = fabric_cache_with_sampleconfig(layout.root.parent / "fabric-cache", topology.fabric_version)
+    monkeypatch.setenv("MEDFABRIC_FABRIC_CACHE", str(cached))
     monkeypatch.setattr(channel_module, "OSNAdmin", fabric.osnadmin_class())
     monkeypatch.setattr(compose, "render_compose", lambda topo: compose_document(topo, layout))
     monkeypatch.setattr(DockerFabricTools, "run", lambda self, command, *args, **kw: fabric.run(command, *args, **kw))

@@ -51,6 +51,8 @@ def flags(args: list[str], name: str) -> list[str]:
 class FakeFabric:
     """The consortium's state, changed only by the commands `up` issues; `events` lists those commands."""
 
+    config_dir = Path("/fabric/config")  # the sampleconfig, read by the patched FabricDefaults.load
+
     def __init__(self, topology):
         self.topology = topology
         self.events: list[tuple] = []
@@ -195,6 +197,7 @@ def fabric(topology, monkeypatch):
     fabric = FakeFabric(topology)
     monkeypatch.setattr(crypto_material, "generate_crypto", lambda *args: fabric.events.append(("crypto",)))
     monkeypatch.setattr(render, "render_network", lambda *args: fabric.events.append(("render",)))
+    monkeypatch.setattr(render.FabricDefaults, "load", classmethod(lambda cls, path: cls({}, {}, path)))
     monkeypatch.setattr(network, "Supervisor", fabric.supervisor)
     monkeypatch.setattr(channel_module, "OSNAdmin", fabric.osnadmin_class())
     monkeypatch.setattr(network, "OSNAdmin", fabric.osnadmin_class())

@@ -19,7 +19,10 @@ from medfabric.layout import NetworkLayout
 from medfabric.topology import DEFAULT_TOPOLOGY, load_topology, parse_topology
 from medfabric_ops import render
 from medfabric_ops.crypto_material import generate_crypto
+from medfabric_ops.render import core_yaml as core_yaml_module
+from medfabric_ops.render import orderer_yaml as orderer_yaml_module
 from medfabric_ops.render.core_yaml import CCAAS_BUILDER_DIR
+from medfabric_ops.render.fabric_defaults import SampleConfigError, leaves, overlay
 from medfabric_ops.render.files import HEADER, environment
 
 # Every key of the orderer's config struct, TopLevel in Fabric v3's
@@ -42,6 +45,8 @@ General.Backoff.BaseDelay General.Backoff.Multiplier General.Backoff.MaxDelay
 General.ConnectionTimeout General.GenesisMethod General.GenesisFile General.BootstrapMethod General.BootstrapFile
 General.Profile.Enabled General.Profile.Address General.LocalMSPDir General.LocalMSPID
 General.BCCSP.Default General.BCCSP.SW.Hash General.BCCSP.SW.Security General.BCCSP.SW.FileKeyStore.KeyStore
+General.BCCSP.PKCS11.Library General.BCCSP.PKCS11.Label General.BCCSP.PKCS11.Pin General.BCCSP.PKCS11.Hash
+General.BCCSP.PKCS11.Security General.BCCSP.PKCS11.FileKeyStore.KeyStore
 General.Authentication.TimeWindow General.Authentication.NoExpirationChecks
 General.MaxRecvMsgSize General.MaxSendMsgSize General.Throttling.Rate General.Throttling.InactivityTimeout
 FileLedger.Location FileLedger.Prefix
@@ -80,10 +85,10 @@ def topology():
 
 
 @pytest.fixture(scope="module")
-def layout(topology, tmp_path_factory):
+def layout(topology, tmp_path_factory, fabric_defaults):
     layout = NetworkLayout(tmp_path_factory.mktemp("rendered") / "network")
     generate_crypto(topology, layout)
-    render.render_network(topology, layout)
+    render.render_network(topology, layout, fabric_defaults)
     return layout
 
 
@@ -215,10 +220,11 @@ def test_the_public_channel_is_bft_with_consenter_ids_and_enrollment_identities(
     ("low-latency", ("20ms", 10), ("20ms", 10), (100000, 200), 500),
     ("high-throughput", ("100ms", 500), ("200ms", 500), (100000, 1000), 2500),
 ])
-def test_a_profiles_tuning_reaches_configtx_and_core_yaml(tmp_path, profile, local, public, smartbft, gateway):
+def test_a_profiles_tuning_reaches_configtx_and_core_yaml(tmp_path, fabric_defaults, profile, local, public, smartbft,
+                                                          gateway):
     topology = load_topology(profile=profile)
     layout = NetworkLayout(tmp_path / "network")
-    render.render_network(topology, layout)
+    render.render_network(topology, layout, fabric_defaults)
     profiles = configtx(layout)["Profiles"]
     for channel in topology.channels:
         orderer = profiles[channel.name]["Orderer"]
@@ -248,13 +254,13 @@ def _duration(text: str) -> float:
     return total
 
 
-def test_policies_capabilities_and_batching_follow_the_topology(tmp_path):
+def test_policies_capabilities_and_batching_follow_the_topology(tmp_path, fabric_defaults):
     raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
     raw["channels"]["local"].update(batch_timeout="2s", max_message_count=7)
     raw["channels"]["public"].update(batch_timeout="20ms", max_message_count=300)
     topology = parse_topology(raw)
     layout = NetworkLayout(tmp_path / "network")
-    render.render_network(topology, layout)
+    render.render_network(topology, layout, fabric_defaults)
     document = configtx(layout)
     profiles = document["Profiles"]
     for channel in topology.channels:
@@ -295,7 +301,8 @@ def test_nodes_listen_on_the_topology_ports(topology, layout):
         assert (config["General.ListenAddress"], config["General.ListenPort"]) == ("127.0.0.1", orderer.listen_port)
         assert config["Admin.ListenAddress"] == f"127.0.0.1:{orderer.admin_port}"
         assert config["Operations.ListenAddress"] == f"127.0.0.1:{orderer.operations_port}"
-        assert not any(key.startswith("General.Cluster.Listen") for key in config)  # cluster shares the listener
+        # the cluster shares the general listener
+        assert not any(value for key, value in config.items() if key.startswith("General.Cluster.Listen"))
 
 
 def test_no_port_is_bound_twice(topology, layout):
@@ -316,7 +323,7 @@ def test_orderer_yaml_has_only_keys_of_the_orderers_config_struct(topology, layo
     for orderer in topology.orderers:
         config = flatten(orderer_yaml(layout, orderer))
         assert set(config) <= ORDERER_CONFIG_KEYS, set(config) - ORDERER_CONFIG_KEYS
-        assert config["General.BootstrapMethod"] == "none"
+        assert "General.BootstrapMethod" not in config  # v3: no system channel, nothing to bootstrap from
         assert config["ChannelParticipation.Enabled"] is True
         assert config["Admin.TLS.Enabled"] is config["Admin.TLS.ClientAuthRequired"] is True
         assert config["Admin.TLS.ClientRootCAs"] == [str(layout.orderer_tls_ca(topology.orderer_domain(orderer)))]
@@ -324,6 +331,38 @@ def test_orderer_yaml_has_only_keys_of_the_orderers_config_struct(topology, layo
         assert config["FileLedger.Location"] == str(layout.node_data(orderer.host_name))
         assert config["Consensus.WALDir"].startswith(str(layout.node_data(orderer.host_name)) + "/")
         assert config["Metrics.Provider"] == "prometheus"
+
+
+@pytest.mark.parametrize("module, kind", [(core_yaml_module, "core"), (orderer_yaml_module, "orderer")])
+def test_every_node_file_is_fabrics_own_with_only_the_changes_we_give_reasons_for(topology, layout, fabric_defaults,
+                                                                                 module, kind):
+    fabric = leaves(getattr(fabric_defaults, kind))
+    nodes = topology.peers if kind == "core" else topology.orderers
+    for node in nodes:
+        rendered = flatten(read_yaml(layout.node_config(node.host_name) / f"{kind}.yaml"))
+        own = set(module.node_settings(topology, layout, node))
+        assert set(fabric) - set(rendered) == set()  # no key of Fabric's falls to a zero value
+        assert set(rendered) - set(fabric) <= set(module.ADDED)
+        changed = {key for key, value in rendered.items() if key not in fabric or fabric[key] != value}
+        assert changed - own - set(module.SHARED) == set()
+    for key, change in module.SHARED.items():
+        assert len(change.why) > 20 and change.value != fabric[key], key  # a reason, and a real change
+    assert all(len(why) > 20 for why in module.ADDED.values())
+    assert not set(module.SHARED) & own
+
+
+def test_a_setting_fabric_does_not_have_is_refused(fabric_defaults):
+    with pytest.raises(SampleConfigError, match=r"peer\.gossip\.reconectInterval: not a key of Fabric's sampleconfig"):
+        overlay(fabric_defaults.core, {"peer.gossip.reconectInterval": "2s"})
+    with pytest.raises(SampleConfigError, match=r"General\.Clustre\.RootCAs: Fabric's sampleconfig has no section"):
+        overlay(fabric_defaults.orderer, {"General.Clustre.RootCAs": []})
+    assert overlay(fabric_defaults.core, {"peer.x": 1}, added={"peer.x": "why"})["peer"]["x"] == 1
+
+
+def test_no_rendered_listener_binds_beyond_loopback(topology, layout):
+    for node, kind in [(p, "core") for p in topology.peers] + [(o, "orderer") for o in topology.orderers]:
+        text = (layout.node_config(node.host_name) / f"{kind}.yaml").read_text()
+        assert "0.0.0.0" not in text, node.host_name
 
 
 def test_core_yaml_runs_a_peer_without_docker_and_with_our_builder(topology, layout):
@@ -422,11 +461,11 @@ def test_each_domain_has_a_connection_profile_of_its_peers(topology, layout):
             assert entry["grpcOptions"]["ssl-target-name-override"] == peer.host_name
 
 
-def test_a_second_render_rewrites_nothing(topology, layout):
+def test_a_second_render_rewrites_nothing(topology, layout, fabric_defaults):
     rendered = [layout.config, layout.root / "chaincode", *(layout.connection_profile(d) for d in topology.domains)]
     before = snapshot(*rendered)
     # configtx.yaml, Caliper's network.yaml, a config per node, per domain a package per chaincode and a profile
     assert len(before) == 2 + len(topology.peers) + len(topology.orderers) + (
         len(topology.chaincodes) + 1) * len(topology.domains)
-    render.render_network(topology, layout)
+    render.render_network(topology, layout, fabric_defaults)
     assert snapshot(*rendered) == before
