@@ -37,6 +37,7 @@ from .binaries import (
     record_binaries,
 )
 from .channel import ChannelError
+from .channel_readiness import ChannelNotReadyError
 from .crypto_material import CryptoMaterialError
 from .data_services import DataServiceError
 from .docker_mode import ComposeProject, DockerError
@@ -45,8 +46,8 @@ from .osnadmin import OSNAdminError
 from .process import ProcessError, Supervisor
 
 _EXPECTED_ERRORS = (TopologyError, BinariesError, render.SampleConfigError, CryptoMaterialError,
-                    FabricCommandError, ProcessError, OSNAdminError, ChannelError, DeployError, DockerError, DataServiceError, native.NetworkError,
-                    BenchError, OSError)
+                    FabricCommandError, ProcessError, OSNAdminError, ChannelError, ChannelNotReadyError, DeployError,
+                    DockerError, DataServiceError, native.NetworkError, BenchError, OSError)
 _ERRORS_WITH_LOG_TAIL = (ProcessError, FabricCommandError, DockerError)
 _SOURCES = {"FABRIC_BIN": "from $FABRIC_BIN, recorded for later commands", "recorded": "where setup found them",
             "cache": "cached", "build": "built from ops/fabric", "release": "from the official release tarball"}

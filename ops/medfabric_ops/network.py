@@ -32,6 +32,7 @@ from medfabric.topology import Channel, Orderer, Peer, Topology
 
 from . import crypto_material, render
 from .binaries import FabricBinaries, FabricCommandError, FabricTools
+from .channel_readiness import wait_until_ready
 from .channel import PeerAdmin, create_genesis_block, join_orderers, join_peers
 from .data_services import data_service_name, identity_url, start_data_service
 from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
@@ -175,6 +176,10 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defa
         nodes.start_peers()
     with step("join peers"):
         _concurrently(lambda channel: join_peers(tools, topology, layout, channel), topology.channels)
+    with step("channels ready"):
+        # a restarted Raft orderer refuses transactions until it has elected itself, and a peer refused
+        # meanwhile retries its delivery later and later: ready means ordering and in step
+        wait_until_ready(topology, topology.channels, READY_TIMEOUT)
     with step("start chaincode servers"):
         nodes.start_chaincode_servers(package_ids)
     with step("install chaincode"):

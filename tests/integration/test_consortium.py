@@ -1,7 +1,6 @@
 """The default consortium end to end: channels, chaincode, Gateway, access rules, restarts.
 
-Tests of the nodes themselves (status, down and up) need the real consortium; the rest also run in the rehearsal
-of conftest.py when Fabric cannot start (a fake Gateway over the real contracts, the real data services).
+Every test runs on the real consortium of conftest.py.
 """
 
 from __future__ import annotations
@@ -37,8 +36,8 @@ def test_status_reports_every_process_and_channel(consortium, ops):
 
 
 @pytest.mark.parametrize("channel_kind", ["local", "public"])
-def test_put_then_read_back(consortium_or_rehearsal, channel_kind):
-    topology, layout, _env = consortium_or_rehearsal
+def test_put_then_read_back(consortium, channel_kind):
+    topology, layout, _env = consortium
     owner = topology.domains[0]
     channel = owner.local_channel if channel_kind == "local" else topology.public_channel.name
     entry = _entry(owner.id)
@@ -51,8 +50,8 @@ def test_put_then_read_back(consortium_or_rehearsal, channel_kind):
         assert entry["record_id"] in [r["record_id"] for r in listed]
 
 
-def test_other_domain_reads_public_index(consortium_or_rehearsal):
-    topology, layout, _env = consortium_or_rehearsal
+def test_other_domain_reads_public_index(consortium):
+    topology, layout, _env = consortium
     owner, reader = topology.domains[0], topology.domains[1]
     entry = _entry(owner.id)
     with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
@@ -61,8 +60,8 @@ def test_other_domain_reads_public_index(consortium_or_rehearsal):
         assert EmrIndex(gateway.get_network(topology.public_channel.name)).get(entry["record_id"]) == stored
 
 
-def test_other_domain_cannot_use_a_local_channel(consortium_or_rehearsal):
-    topology, layout, _env = consortium_or_rehearsal
+def test_other_domain_cannot_use_a_local_channel(consortium):
+    topology, layout, _env = consortium
     owner, outsider = topology.domains[0], topology.domains[1]
     with connect_as(outsider.id, "doctor", topology=topology, layout=layout) as gateway:
         index = EmrIndex(gateway.get_network(owner.local_channel))
@@ -72,8 +71,8 @@ def test_other_domain_cannot_use_a_local_channel(consortium_or_rehearsal):
             index.put(_entry(owner.id))
 
 
-def test_malformed_record_is_rejected_naming_the_field(consortium_or_rehearsal):
-    topology, layout, _env = consortium_or_rehearsal
+def test_malformed_record_is_rejected_naming_the_field(consortium):
+    topology, layout, _env = consortium
     owner = topology.domains[0]
     entry = _entry(owner.id)
     entry["ciphertext_sha256"] = "not-a-hash"
@@ -83,8 +82,8 @@ def test_malformed_record_is_rejected_naming_the_field(consortium_or_rehearsal):
     assert "ciphertext_sha256" in one_line(refused.value)
 
 
-def test_malformed_payload_is_one_line_and_writes_nothing(consortium_or_rehearsal, medfabric_cli, tmp_path):
-    topology, _layout, _env = consortium_or_rehearsal
+def test_malformed_payload_is_one_line_and_writes_nothing(consortium, medfabric_cli, tmp_path):
+    topology, _layout, _env = consortium
     owner = topology.domains[0].id
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"resourceType": "Observation", "status": 5, "code": {"text": "heart rate"}}))
@@ -97,15 +96,15 @@ def test_malformed_payload_is_one_line_and_writes_nothing(consortium_or_rehearsa
     assert found.returncode == 0 and json.loads(found.stdout) == []
 
 
-def test_demo_shares_a_record_across_the_domains(consortium_or_rehearsal, medfabric_cli):
+def test_demo_shares_a_record_across_the_domains(consortium, medfabric_cli):
     result = medfabric_cli("demo", "--json", timeout=300)
     assert result.returncode == 0, result.stderr
     steps = json.loads(result.stdout)["steps"]
     assert steps[-1]["verification"]["mismatch"] is None
 
 
-def test_duplicate_record_is_rejected(consortium_or_rehearsal):
-    topology, layout, _env = consortium_or_rehearsal
+def test_duplicate_record_is_rejected(consortium):
+    topology, layout, _env = consortium
     owner = topology.domains[0]
     entry = _entry(owner.id)
     with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:

@@ -1,8 +1,5 @@
 """EMR sharing end to end on the real consortium that `up` starts: every rule of the sharing flows.
 
-Without Fabric binaries they run as a rehearsal instead (tests/integration/conftest.py): the same tests, the same
-data service processes, a fake Gateway over the real contracts in place of peers and orderers.
-
 The same rules as tests/unit/client/test_emr_flows.py, test_audit.py and
 test_cli_emr.py (which run them on a fake Fabric), here through real peers,
 orderers, chaincode servers and each domain's data service, the process `up`
@@ -135,8 +132,8 @@ class Live:
 
 
 @pytest.fixture
-def live(consortium_or_rehearsal) -> Iterator[Live]:
-    topology, layout, _env = consortium_or_rehearsal
+def live(consortium) -> Iterator[Live]:
+    topology, layout, _env = consortium
     with ExitStack() as stack:
         yield Live(topology, layout, stack)
 

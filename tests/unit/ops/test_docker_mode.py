@@ -207,6 +207,7 @@ def fabric(topology, layout, project, docker, monkeypatch):
     fabric = FakeFabric(topology)
     monkeypatch.setattr(crypto_material, "generate_crypto", lambda *args: fabric.events.append(("crypto",)))
     monkeypatch.setattr(render, "render_network", lambda *args: fabric.events.append(("render",)))
+    monkeypatch.setattr(network, "wait_until_ready", lambda *args: fabric.events.append(("channels ready",)))
     cached = fabric_cache_with_sampleconfig(layout.root.parent / "fabric-cache", topology.fabric_version)
     monkeypatch.setenv("MEDFABRIC_FABRIC_CACHE", str(cached))
     monkeypatch.setattr(channel_module, "OSNAdmin", fabric.osnadmin_class())

@@ -34,7 +34,7 @@ from medfabric_ops.process import ProcessStatus
 
 STEPS = [
     "crypto material", "configuration", "chaincode packages", "genesis blocks", "start orderers", "join orderers",
-    "start peers", "join peers", "start chaincode servers", "install chaincode", "approve and commit chaincode",
+    "start peers", "join peers", "channels ready", "start chaincode servers", "install chaincode", "approve and commit chaincode",
     "start data services",
 ]
 UNAVAILABLE = "Error: failed to send transaction: got unexpected status: SERVICE_UNAVAILABLE -- no Raft leader"
@@ -198,6 +198,7 @@ def fabric(topology, monkeypatch):
     monkeypatch.setattr(crypto_material, "generate_crypto", lambda *args: fabric.events.append(("crypto",)))
     monkeypatch.setattr(render, "render_network", lambda *args: fabric.events.append(("render",)))
     monkeypatch.setattr(render.FabricDefaults, "load", classmethod(lambda cls, path: cls({}, {}, path)))
+    monkeypatch.setattr(network, "wait_until_ready", lambda *args: fabric.events.append(("channels ready",)))
     monkeypatch.setattr(network, "Supervisor", fabric.supervisor)
     monkeypatch.setattr(channel_module, "OSNAdmin", fabric.osnadmin_class())
     monkeypatch.setattr(network, "OSNAdmin", fabric.osnadmin_class())
