@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import load_topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import load_topology
 from medfabric_ops.crypto_material import generate_crypto
 
 

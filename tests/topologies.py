@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 import yaml
 
-from medfabric.topology import DEFAULT_TOPOLOGY, Topology, load_topology
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, Topology, load_topology
 
 ATTEMPTS = 20
 

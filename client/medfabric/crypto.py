@@ -43,8 +43,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from .errors import MedfabricError
-from .identity import Signer, X509Identity
+from medfabric.errors import MedfabricError
+from medfabric.gateway.identity import Signer, X509Identity
 
 DATA_KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -340,7 +340,7 @@ class VerifiedStatement:
 def sign_statement(statement: dict[str, Any], signer: Signer, identity: X509Identity) -> SignedStatement:
     """Sign `statement` (JSON values) with `signer`, embedding the identity, a random nonce and the UTC time.
 
-    `signer` is a medfabric.identity signer (ECDSA over SHA-256, low-S) for `identity`'s key.
+    `signer` is a medfabric.gateway.identity signer (ECDSA over SHA-256, low-S) for `identity`'s key.
     """
     unsigned = SignedStatement(
         statement=statement,

@@ -50,9 +50,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from medfabric.layout import LATEST_RUN, PROJECT_ROOT, NetworkLayout, default_bench_dir
-from medfabric.loadtest import percentile
-from medfabric.topology import Topology
+from medfabric.consortium.layout import LATEST_RUN, PROJECT_ROOT, NetworkLayout, default_bench_dir
+from medfabric.bench.loadtest import percentile
+from medfabric.consortium.topology import Topology
 
 from . import network, render
 from .data_services import data_service_name

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
-from medfabric.layout import PROJECT_ROOT
+from medfabric.consortium.layout import PROJECT_ROOT
 
 from .process import child_env
 

@@ -17,8 +17,8 @@ import re
 from functools import partial
 from pathlib import Path
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Channel, Peer, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Channel, Peer, Topology
 
 from . import render
 from .binaries import FabricTools

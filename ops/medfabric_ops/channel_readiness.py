@@ -24,7 +24,7 @@ import http.client
 import re
 from typing import Iterable
 
-from medfabric.topology import Channel, Topology
+from medfabric.consortium.topology import Channel, Topology
 
 from .process import poll_until
 

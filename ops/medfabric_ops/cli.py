@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import Topology, TopologyError, load_topology
+from medfabric.consortium.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.consortium.topology import Topology, TopologyError, load_topology
 
 from . import compose, crypto_material, docker_mode, render
 from . import network as native

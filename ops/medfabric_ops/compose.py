@@ -33,8 +33,8 @@ from typing import Any, Callable
 
 import yaml
 
-from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY, Chaincode, Domain, Orderer, Peer, Topology
+from medfabric.consortium.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, Chaincode, Domain, Orderer, Peer, Topology
 
 from .data_services import MODULE as DATA_SERVICE_MODULE
 from .data_services import data_service_args, data_service_env, data_service_name

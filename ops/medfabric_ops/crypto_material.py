@@ -42,9 +42,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from medfabric.layout import NetworkLayout
-from medfabric.service_identity import SERVICE_USER
-from medfabric.topology import Domain, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.service_identity import SERVICE_USER
+from medfabric.consortium.topology import Domain, Topology
 
 VALIDITY = timedelta(days=3650)
 CLOCK_SKEW = timedelta(minutes=5)  # certificates are valid from a little before they were made

@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path, PurePath
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Domain, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Domain, Topology
 
 from .process import Supervisor, child_env
 

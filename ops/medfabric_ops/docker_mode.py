@@ -28,8 +28,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Topology
 
 from . import compose, network
 from .binaries import SAMPLECONFIG_FILES, command_name, fabric_cache, run_tool

@@ -24,8 +24,8 @@ import sys
 from pathlib import Path, PurePath
 from typing import Any, Mapping
 
-from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import Chaincode, Channel, Domain, Topology
+from medfabric.consortium.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.consortium.topology import Chaincode, Channel, Domain, Topology
 
 from .binaries import FabricCommandError, FabricTools
 from .channel import PeerAdmin

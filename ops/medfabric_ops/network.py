@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, TypeVar
 
-from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import Channel, Orderer, Peer, Topology
+from medfabric.consortium.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.consortium.topology import Channel, Orderer, Peer, Topology
 
 from . import crypto_material, render
 from .binaries import FabricBinaries, FabricCommandError, FabricTools

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Orderer, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Orderer, Topology
 
 CHANNELS_PATH = "/participation/v1/channels"
 CONFIG_BLOCK_FIELD = "config-block"

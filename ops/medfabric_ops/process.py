@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from medfabric.layout import NetworkLayout
+from medfabric.consortium.layout import NetworkLayout
 
 Probe = Callable[[], bool]
 

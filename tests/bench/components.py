@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from medfabric.loadtest import percentile
+from medfabric.bench.loadtest import percentile
 
 from tests.processes import stop_process
 
@@ -316,7 +316,7 @@ def bench_gateway(count: int, concurrency: int, warmup: int) -> tuple[dict, byte
     from cryptography.hazmat.primitives import serialization
 
     from medfabric.gateway import connect
-    from medfabric.identity import X509Identity, ecdsa_signer
+    from medfabric.gateway.identity import X509Identity, ecdsa_signer
     from tests.unit.gateway.fakegateway import CHAINCODE, CHANNEL
 
     child = _Child([sys.executable, "-m", "tests.bench.components", CHILD_FLAG], stdin=subprocess.PIPE)

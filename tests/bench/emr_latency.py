@@ -12,7 +12,7 @@ order, one by one, and times each with time.perf_counter:
        POST /records/<id>/fetch -> delivery.open_delivery (delivery signature, hashes, unwrap_key,
        open_sealed, plaintext hash) -> store.write_atomically of the plaintext
 
-The data service is real: medfabric.data_service.DataServiceServer over a RecordService with a
+The data service is real: medfabric.data_service.server.DataServiceServer over a RecordService with a
 FileBlobStore and FileKeyStore in a temporary folder under /tmp, on 127.0.0.1 (port chosen by the
 system), in a thread of this process. Its AccessLedger and AuditSink are stubs that answer at once
 (an allow decision for the request's own decision transaction; access-log entries counted, not
@@ -22,7 +22,7 @@ service makes. Time the server spends in its blob and key stores (files, fsync) 
 
 Records are synthetic.record_of_size documents (random attachment), one per operation, made before
 the clock starts. Ledger phases run only with --network, on a running consortium (`make up`),
-through medfabric.connection.connect_as: PutRecord on the domain's local channel and CheckAccess
+through medfabric.consortium.connection.connect_as: PutRecord on the domain's local channel and CheckAccess
 there (the record's own domain decides); the records stay indexed there. Without --network the
 crypto material is generated in the temporary folder and the ledger rows say so.
 
@@ -50,22 +50,22 @@ from typing import Any
 
 from cryptography import x509
 
-from medfabric.connection import connect_as
+from medfabric.consortium.connection import connect_as
 from medfabric.crypto import canonical_json, seal, wrap_key
-from medfabric.data_service import DataServiceServer
-from medfabric.data_service_client import DataServiceClient
-from medfabric.delivery import open_delivery
-from medfabric.emr import _issued_by, find_entry, index_entry, prepare_payload
-from medfabric.fabric_id import fabric_client_id
-from medfabric.layout import NetworkLayout
-from medfabric.loadtest import percentile
-from medfabric.record_service import RecordService, key_context
-from medfabric.service_identity import Consortium, ServiceIdentity
-from medfabric.service_ledger import ALLOW, Decision, Requester
-from medfabric.session import Session
-from medfabric.store import FileBlobStore, FileKeyStore, write_atomically
-from medfabric.synthetic import record_of_size
-from medfabric.topology import load_topology
+from medfabric.data_service.server import DataServiceServer
+from medfabric.data_service.client import DataServiceClient
+from medfabric.data_service.delivery import open_delivery
+from medfabric.sharing.emr import _issued_by, find_entry, index_entry, prepare_payload
+from medfabric.consortium.fabric_id import fabric_client_id
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.bench.loadtest import percentile
+from medfabric.data_service.record_service import RecordService, key_context
+from medfabric.consortium.service_identity import Consortium, ServiceIdentity
+from medfabric.data_service.service_ledger import ALLOW, Decision, Requester
+from medfabric.sharing.session import Session
+from medfabric.data_service.store import FileBlobStore, FileKeyStore, write_atomically
+from medfabric.sharing.synthetic import record_of_size
+from medfabric.consortium.topology import load_topology
 
 DEFAULT_SIZES = (1024, 1024 * 1024)
 SMALL_RECORD_BYTES = 100_000  # below: --repeat defaults to 50, from here on to 20

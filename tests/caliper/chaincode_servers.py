@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator
 
-from medfabric.layout import PROJECT_ROOT
+from medfabric.consortium.layout import PROJECT_ROOT
 from medfabric_ops.lifecycle import BASELINE_DIR, baseline_unavailable, node_chaincode_command
 from medfabric_ops.process import child_env, tcp_open
 

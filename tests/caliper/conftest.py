@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medfabric.layout import NetworkLayout
+from medfabric.consortium.layout import NetworkLayout
 
 
 @pytest.fixture(scope="session")

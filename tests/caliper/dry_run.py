@@ -49,9 +49,9 @@ from typing import Any, Callable, Mapping
 from unittest import mock
 
 
-from medfabric.bench_report import ReportError, results_table, write_plots
-from medfabric.layout import NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY, Topology, load_topology
+from medfabric.bench.report import ReportError, results_table, write_plots
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, Topology, load_topology
 from medfabric_ops import bench, network
 from medfabric_ops.crypto_material import generate_crypto
 

@@ -100,9 +100,9 @@ from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
 from medfabric.gateway import ErrorDetail, GatewayError
-from medfabric.layout import NetworkLayout
-from medfabric.service_identity import SERVICE_USER, ServiceIdentity
-from medfabric.topology import Channel, Domain, Peer, Topology, load_topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.service_identity import SERVICE_USER, ServiceIdentity
+from medfabric.consortium.topology import Channel, Domain, Peer, Topology, load_topology
 from medfabric_ops.crypto_material import NODE_OUS, generate_crypto
 
 from ..unit.chaincode.fakepeer import TxResult

@@ -9,9 +9,9 @@ import json
 import grpc
 import pytest
 
-from medfabric.connection import connect_as
+from medfabric.consortium.connection import connect_as
 from medfabric.gateway import EndorseError, GatewayError
-from medfabric.topology import load_topology
+from medfabric.consortium.topology import load_topology
 
 from ..unit.client import fake_fabric
 from ..unit.client.fake_fabric import FakeFabric

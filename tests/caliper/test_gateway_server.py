@@ -1,7 +1,7 @@
 """ContractGatewayServer: real Gateway clients, over TLS, against the real contracts.
 
 A topology like network/topology.yaml at a free base port and a crypto tree made
-for the test; our Python client (medfabric.connection.connect_as) and the
+for the test; our Python client (medfabric.consortium.connection.connect_as) and the
 official Node client (@hyperledger/fabric-gateway, as Caliper uses it, driven by
 tests/conformance/node/gateway_client.mjs) submit and read EMR index entries
 through the duty peers' addresses, and are refused as a peer would refuse them.
@@ -27,12 +27,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from fabric_protos.peer import transaction_pb2
 
-from medfabric.connection import connect_as
-from medfabric.emr_index import EmrIndex
+from medfabric.consortium.connection import connect_as
+from medfabric.sharing.emr_index import EmrIndex
 from medfabric.gateway import EndorseError, Gateway, GatewayError, SubmitError, connect
-from medfabric.identity import Identity, Signer, X509Identity, ecdsa_signer, load_msp_identity
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Domain, Peer, Topology
+from medfabric.gateway.identity import Identity, Signer, X509Identity, ecdsa_signer, load_msp_identity
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Domain, Peer, Topology
 
 from ..topologies import random_base_port, write_topology
 from ..conformance.test_official_gateway_client import OfficialClient, _install

@@ -51,7 +51,7 @@ from google.protobuf import json_format, unknown_fields
 from google.protobuf.message import Message
 
 from medfabric.gateway import ConnectOptions, InMemoryCheckpointer, connect
-from medfabric.identity import X509Identity, ecdsa_signer
+from medfabric.gateway.identity import X509Identity, ecdsa_signer
 
 from ..unit.gateway.fakegateway import CHAINCODE, CHANNEL, FakeGateway, FakeGatewayServer, Pki, make_pki
 

@@ -23,8 +23,8 @@ from typing import Iterator
 
 import pytest
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Topology, load_topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Topology, load_topology
 
 from ..topologies import write_topology
 

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from medfabric.layout import PROJECT_ROOT, latest_bench_run
+from medfabric.consortium.layout import PROJECT_ROOT, latest_bench_run
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import uuid
 
 import pytest
 
-from medfabric.cli import one_line
-from medfabric.connection import connect_as
-from medfabric.demo import demo_entry
-from medfabric.emr_index import EmrIndex
+from medfabric.cli.main import one_line
+from medfabric.consortium.connection import connect_as
+from medfabric.sharing.demo import demo_entry
+from medfabric.sharing.emr_index import EmrIndex
 from medfabric.gateway import GatewayError
 
 pytestmark = pytest.mark.integration

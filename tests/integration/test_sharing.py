@@ -30,25 +30,25 @@ from typing import Any, Callable, Iterator
 import pytest
 from click.testing import CliRunner
 
-from medfabric import audit
-from medfabric.cli import cli
-from medfabric.connection import connect_as
-from medfabric.contracts import AccessLog
+from medfabric.sharing import audit
+from medfabric.cli.main import cli
+from medfabric.consortium.connection import connect_as
+from medfabric.sharing.contracts import AccessLog
 from medfabric.crypto import SignedStatement, canonical_json, sign_statement
-from medfabric.data_service_client import DataServiceClient, DataServiceError
-from medfabric.delivery import DeliveryRejected
-from medfabric.emr import (
+from medfabric.data_service.client import DataServiceClient, DataServiceError
+from medfabric.data_service.delivery import DeliveryRejected
+from medfabric.sharing.emr import (
     AccessDenied, RecordErased, RecordNotFound, emergency_read, erase, get_record, grant, prepare_payload, put_record,
     request, revoke,
 )
 from medfabric.errors import MedfabricError
 from medfabric.gateway import GatewayError
-from medfabric.identity import X509Identity
-from medfabric.layout import NetworkLayout
-from medfabric.record_service import STATEMENT_MAX_AGE_S
-from medfabric.session import Session
-from medfabric.synthetic import generate_patient_bundle
-from medfabric.topology import Domain, Topology
+from medfabric.gateway.identity import X509Identity
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.data_service.record_service import STATEMENT_MAX_AGE_S
+from medfabric.sharing.session import Session
+from medfabric.sharing.synthetic import generate_patient_bundle
+from medfabric.consortium.topology import Domain, Topology
 from medfabric_ops.data_services import data_service_name, identity_url, start_data_service
 from medfabric_ops.process import Supervisor, http_ok
 
@@ -97,7 +97,7 @@ class Live:
             self._sessions[key] = Session(self.topology, self.layout, domain, user, gateway)
         return self._sessions[key]
 
-    # -- the data services' stores, as `up` lays them out (medfabric.store) ---------------
+    # -- the data services' stores, as `up` lays them out (medfabric.data_service.store) ---------------
 
     def store(self, domain: Domain) -> Path:
         return self.layout.node_data(data_service_name(domain))

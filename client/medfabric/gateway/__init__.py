@@ -1,7 +1,7 @@
 """A Fabric Gateway client, shaped like the official ones (hyperledger/fabric-gateway).
 
     >>> from medfabric.gateway import connect
-    >>> from medfabric.identity import load_msp_identity
+    >>> from medfabric.gateway.identity import load_msp_identity
     >>> identity, signer = load_msp_identity(msp_dir, "Org1MSP")
     >>> with connect(identity, signer, endpoint=endpoint, tls_root_cert=tls_root_cert,
     ...              server_name_override=server_name) as gateway:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from fabric_protos.gateway import gateway_pb2
 
-from ..identity import Identity, Signer
+from .identity import Identity, Signer
 from .client import GatewayClient
 from .commit import Commit
 from .events import ChaincodeEventsRequest

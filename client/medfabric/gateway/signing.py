@@ -6,7 +6,7 @@ import hashlib
 
 from google.protobuf.message import Message
 
-from ..identity import Identity, Signer
+from .identity import Identity, Signer
 
 
 class SigningIdentity:

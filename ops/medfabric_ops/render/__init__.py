@@ -10,8 +10,8 @@ A second render with the same topology rewrites nothing.
 
 from __future__ import annotations
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Topology
 
 from .caliper_network import caliper_network, render_caliper_network
 from .chaincode_package import chaincode_package

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Chaincode, Domain, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Chaincode, Domain, Topology
 
 from .files import write_yaml
 

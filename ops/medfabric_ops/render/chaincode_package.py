@@ -26,8 +26,8 @@ import tarfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Chaincode, Domain, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Chaincode, Domain, Topology
 
 from .files import write_bytes
 

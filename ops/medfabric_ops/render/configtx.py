@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Channel, Domain, Orderer, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Channel, Domain, Orderer, Topology
 
 from .files import write_yaml
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Domain, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Domain, Topology
 
 from .files import HEADER, write_json
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path, PurePath
 from typing import Any
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Domain, Peer, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Domain, Peer, Topology
 
 from .fabric_defaults import Changed, FabricDefaults, overlay
 from .files import environment, write_yaml

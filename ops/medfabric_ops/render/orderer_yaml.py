@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import Orderer, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Orderer, Topology
 
 from .core_yaml import NODE_LOGGING_SPEC
 from .fabric_defaults import Changed, FabricDefaults, overlay

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medfabric.data_service import DataServiceServer
-from medfabric.layout import NetworkLayout
-from medfabric.ledger_access import LedgerAccessDecisions, LedgerAuditSink
-from medfabric.record_service import RecordService
-from medfabric.service_identity import SERVICE_USER, Consortium, ServiceIdentity
-from medfabric.session import Session
-from medfabric.store import FileBlobStore, FileKeyStore
-from medfabric.topology import DEFAULT_TOPOLOGY, PORT_PLAN, Topology, load_topology
+from medfabric.data_service.server import DataServiceServer
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink
+from medfabric.data_service.record_service import RecordService
+from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
+from medfabric.sharing.session import Session
+from medfabric.data_service.store import FileBlobStore, FileKeyStore
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, PORT_PLAN, Topology, load_topology
 
 from .fake_fabric import FakeFabric
 

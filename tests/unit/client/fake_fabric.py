@@ -2,7 +2,7 @@
 
 FakeFabric serves ContractRouter(ALL_CONTRACTS) from a ChaincodeServer and drives it
 with one FakePeer (tests/unit/chaincode/fakepeer.py) per channel of the topology.
-`fabric.connect_as(domain, user)` answers like medfabric.connection.connect_as with
+`fabric.connect_as(domain, user)` answers like medfabric.consortium.connection.connect_as with
 a gateway of the same shape (get_network -> get_contract -> evaluate_transaction,
 submit_transaction, submit_async) whose proposals carry the user's own certificate
 from a generated crypto tree as creator, signed with the user's key: MSP ids,
@@ -34,9 +34,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fabric_protos.peer import transaction_pb2
 
 from medfabric.gateway import EndorseError, ErrorDetail, GatewayError, Status, SubmitError
-from medfabric.layout import NetworkLayout
-from medfabric.service_identity import ServiceIdentity
-from medfabric.topology import Channel, Domain, Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.service_identity import ServiceIdentity
+from medfabric.consortium.topology import Channel, Domain, Topology
 from medfabric_chaincode.contracts import ALL_CONTRACTS
 from medfabric_chaincode.runtime import ChaincodeServer, ContractRouter, ServerConfig
 
@@ -125,7 +125,7 @@ class FakeFabric:
             raise
 
     def connect_as(self, domain_id: str, user: str = "Admin", **_options: object) -> FakeGateway:
-        """A gateway for `user` of the domain, like medfabric.connection.connect_as (same arguments)."""
+        """A gateway for `user` of the domain, like medfabric.consortium.connection.connect_as (same arguments)."""
         domain = self.topology.domain(domain_id)
         credentials = ServiceIdentity.load(self.layout.user_msp(domain, user), domain.msp_id)
         return FakeGateway(self, Caller(domain, user, credentials.identity.serialize(), credentials.private_key))

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from medfabric import audit, contracts
+from medfabric.sharing import audit
+from medfabric.sharing import contracts
 from medfabric.crypto import canonical_json
-from medfabric.emr import get_record, prepare_payload, put_record
-from medfabric.synthetic import generate_patient_bundle
+from medfabric.sharing.emr import get_record, prepare_payload, put_record
+from medfabric.sharing.synthetic import generate_patient_bundle
 from medfabric_chaincode.contracts.access_log import merkle_root as contract_merkle_root
 
 RESOURCES = [json.dumps(resource).encode() for resource in generate_patient_bundle(3, "P-002", n_observations=3)]

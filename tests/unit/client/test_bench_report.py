@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from medfabric import bench_report
-from medfabric.bench_report import ReportError, load_results, results_table, write_plots
-from medfabric.cli import cli
+from medfabric.bench import report as bench_report
+from medfabric.bench.report import ReportError, load_results, results_table, write_plots
+from medfabric.cli.main import cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from medfabric.cli import _load_plugins, cli, one_line
+from medfabric.cli.main import _load_plugins, cli, one_line
 from medfabric.gateway import ErrorDetail, GatewayError
 
 

@@ -1,6 +1,6 @@
 """The `emr`, `audit`, `data-service` and `demo` commands on the fake Fabric and real data services.
 
-The commands connect through medfabric.connection.connect_as, which the tests point at
+The commands connect through medfabric.consortium.connection.connect_as, which the tests point at
 the fake Fabric; everything else (topology file, crypto tree, data services) is real.
 """
 
@@ -12,10 +12,10 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from medfabric import audit
-from medfabric.cli import cli
+from medfabric.sharing import audit
+from medfabric.cli.main import cli
 from medfabric.crypto import canonical_json
-from medfabric.synthetic import generate_patient_bundle
+from medfabric.sharing.synthetic import generate_patient_bundle
 
 OBSERVATION = generate_patient_bundle(11, "P-001", n_observations=1)[2]
 NEW_COMMANDS = [("emr", "put"), ("emr", "get"), ("emr", "show"), ("emr", "find"), ("emr", "grant"), ("emr", "revoke"),
@@ -27,7 +27,7 @@ NEW_COMMANDS = [("emr", "put"), ("emr", "get"), ("emr", "show"), ("emr", "find")
 def medfabric(consortium, monkeypatch):
     """medfabric(*args) -> the click result of the command on the test consortium."""
     monkeypatch.setenv("MEDFABRIC_BUILD_DIR", str(consortium.layout.root))
-    monkeypatch.setattr("medfabric.connection.connect_as", consortium.fabric.connect_as)
+    monkeypatch.setattr("medfabric.consortium.connection.connect_as", consortium.fabric.connect_as)
     monkeypatch.setattr(audit, "SETTLE", timedelta(0))  # the fake commits at once: nothing left to settle
 
     def run(*args: str):
@@ -176,7 +176,7 @@ def test_a_grant_end_must_be_a_date_or_a_zoned_time(medfabric, until, message):
 
 def test_data_service_runs_the_services_main_with_the_same_settings(consortium, medfabric, monkeypatch):
     calls = []
-    monkeypatch.setattr("medfabric.data_service.main", lambda argv: calls.append(argv) or 2)
+    monkeypatch.setattr("medfabric.data_service.server.main", lambda argv: calls.append(argv) or 2)
 
     result = medfabric("data-service", "--domain", "hospital-b", "--port", "0")
 
@@ -186,7 +186,7 @@ def test_data_service_runs_the_services_main_with_the_same_settings(consortium, 
 
 
 def test_demo_tells_the_whole_story(consortium, medfabric, monkeypatch):
-    monkeypatch.setattr("medfabric.demo.connect_as", consortium.fabric.connect_as)
+    monkeypatch.setattr("medfabric.sharing.demo.connect_as", consortium.fabric.connect_as)
 
     result = medfabric("demo")
 

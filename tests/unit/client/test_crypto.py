@@ -34,7 +34,7 @@ from medfabric.crypto import (
     verify_statement,
     wrap_key,
 )
-from medfabric.identity import X509Identity, ecdsa_signer
+from medfabric.gateway.identity import X509Identity, ecdsa_signer
 
 NOW = datetime.now(timezone.utc)
 

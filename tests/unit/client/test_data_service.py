@@ -40,18 +40,18 @@ from medfabric.crypto import (
     verify_statement,
     wrap_key,
 )
-from medfabric.data_service import DataServiceServer, main
-from medfabric.fabric_id import fabric_client_id
+from medfabric.data_service.server import DataServiceServer, main
+from medfabric.consortium.fabric_id import fabric_client_id
 from medfabric.gateway import ErrorDetail, GatewayError
-from medfabric.identity import X509Identity, ecdsa_signer
-from medfabric.layout import NetworkLayout
-from medfabric.ledger_access import LedgerAccessDecisions
-from medfabric.record_service import RecordService, key_context
-from medfabric.service_identity import SERVICE_USER, Consortium, ServiceIdentity
-from medfabric.refusal_budget import RefusalBudget
-from medfabric.service_ledger import AccessLedger, Decision, GrantStanding, LedgerError, Requester
-from medfabric.store import FileBlobStore, FileKeyStore
-from medfabric.topology import Topology, load_topology
+from medfabric.gateway.identity import X509Identity, ecdsa_signer
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.data_service.ledger_access import LedgerAccessDecisions
+from medfabric.data_service.record_service import RecordService, key_context
+from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
+from medfabric.data_service.refusal_budget import RefusalBudget
+from medfabric.data_service.service_ledger import AccessLedger, Decision, GrantStanding, LedgerError, Requester
+from medfabric.data_service.store import FileBlobStore, FileKeyStore
+from medfabric.consortium.topology import Topology, load_topology
 from medfabric_chaincode.contracts import ALL_CONTRACTS
 from medfabric_chaincode.contracts.access_log import LogEntry, append_log
 from medfabric_chaincode.runtime import (
@@ -822,7 +822,7 @@ def make_certificate(common_name: str, issuer=None, units: tuple[str, ...] = ())
 
 
 def test_main_reads_the_topology_from_the_environment(monkeypatch, tmp_path, capsys):
-    from medfabric.data_service import main
+    from medfabric.data_service.server import main
 
     monkeypatch.setenv("MEDFABRIC_TOPOLOGY", str(tmp_path / "elsewhere.yaml"))
     assert main(["--domain", "hospital-a"]) == 2

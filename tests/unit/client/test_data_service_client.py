@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from medfabric.data_service_client import DataServiceClient, DataServiceError
+from medfabric.data_service.client import DataServiceClient, DataServiceError
 
 IDENTITY = {"msp_id": "HospitalAMSP", "certificate_pem": "-----BEGIN CERTIFICATE-----...", "key_id": "k1"}
 

@@ -12,16 +12,16 @@ import grpc
 import pytest
 
 from medfabric.crypto import canonical_json
-from medfabric.data_service_client import DataServiceClient, DataServiceError
-from medfabric.delivery import DeliveryRejected, open_delivery
-from medfabric.emr import (
+from medfabric.data_service.client import DataServiceClient, DataServiceError
+from medfabric.data_service.delivery import DeliveryRejected, open_delivery
+from medfabric.sharing.emr import (
     AccessDenied, RecordErased, RecordNotFound, emergency_read, erase, find_records, get_record, grant,
     prepare_payload, put_record, record_id_for, request, revoke,
 )
 from medfabric.errors import MedfabricError
-from medfabric.fhir import FhirValidationError
+from medfabric.sharing.fhir import FhirValidationError
 from medfabric.gateway import GatewayError
-from medfabric.synthetic import generate_patient_bundle
+from medfabric.sharing.synthetic import generate_patient_bundle
 
 PATIENT = "P-001"
 BUNDLE = generate_patient_bundle(7, PATIENT, n_observations=1)
@@ -173,7 +173,7 @@ def test_a_grant_for_research_opens_the_record_for_research_only(consortium, tmp
 
 
 def test_the_client_offers_the_purposes_consent_takes():
-    from medfabric import emr
+    from medfabric.sharing import emr
     from medfabric_chaincode.contracts import consent
 
     assert emr.PURPOSES == consent.PURPOSES and emr.DEFAULT_PURPOSE == consent.EMERGENCY_PURPOSE

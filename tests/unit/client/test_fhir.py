@@ -7,15 +7,15 @@ import json
 
 import pytest
 
-import medfabric.fhir
+import medfabric.sharing.fhir
 from medfabric.crypto import canonical_json
-from medfabric.fhir import (
+from medfabric.sharing.fhir import (
     SUPPORTED_RESOURCE_TYPES,
     FhirValidationError,
     contains_direct_identifiers,
     validate_resource,
 )
-from medfabric.synthetic import generate_patient_bundle
+from medfabric.sharing.synthetic import generate_patient_bundle
 
 BLOOD_PRESSURE = {
     "resourceType": "Observation",
@@ -177,5 +177,5 @@ def test_generated_patient_has_no_direct_identifiers(bundle_by_type):
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(medfabric.fhir)
+    result = doctest.testmod(medfabric.sharing.fhir)
     assert result.attempted > 0 and result.failed == 0

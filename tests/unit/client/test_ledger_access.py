@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from medfabric.gateway import ErrorDetail, GatewayError
-from medfabric.ledger_access import LedgerAccessDecisions, LedgerAuditSink
-from medfabric.service_identity import Consortium
-from medfabric.service_ledger import Decision, GrantStanding, LedgerError, Requester
+from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink
+from medfabric.consortium.service_identity import Consortium
+from medfabric.data_service.service_ledger import Decision, GrantStanding, LedgerError, Requester
 
 TX = "ab" * 32
 READER = Requester("HospitalBMSP", "x509::CN=doctor@hospital-b::CN=ca.hospital-b")

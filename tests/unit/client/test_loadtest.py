@@ -1,4 +1,4 @@
-from medfabric.loadtest import percentile
+from medfabric.bench.loadtest import percentile
 
 
 def test_percentile_is_nearest_rank():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medfabric.refusal_budget import RefusalBudget
+from medfabric.data_service.refusal_budget import RefusalBudget
 
 
 class Clock:

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import medfabric.store
+import medfabric.data_service.store
 from medfabric.crypto import seal, wrap_key
-from medfabric.store import (
+from medfabric.data_service.store import (
     BlobNotFoundError,
     FileBlobStore,
     FileKeyStore,
@@ -175,5 +175,5 @@ def test_docstring_examples_run(tmp_path, service_certificate):
         "root": tmp_path, "sealed": sealed,
         "wrapped_for_service": wrap_key(sealed.data_key, service_certificate, b"rec-1"),
     }
-    result = doctest.testmod(medfabric.store, extraglobs=example_globals)
+    result = doctest.testmod(medfabric.data_service.store, extraglobs=example_globals)
     assert result.attempted > 0 and result.failed == 0

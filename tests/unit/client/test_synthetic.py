@@ -12,12 +12,12 @@ from collections import Counter
 
 import pytest
 
-import medfabric.synthetic
+import medfabric.sharing.synthetic
 from medfabric.crypto import canonical_json
-from medfabric.fhir import validate_resource
-from medfabric.synthetic import generate_patient_bundle, record_of_size
+from medfabric.sharing.fhir import validate_resource
+from medfabric.sharing.synthetic import generate_patient_bundle, record_of_size
 
-BUNDLE_CODE = "import json, medfabric.synthetic as s; print(json.dumps(s.generate_patient_bundle(5, 'P-5')))"
+BUNDLE_CODE = "import json, medfabric.sharing.synthetic as s; print(json.dumps(s.generate_patient_bundle(5, 'P-5')))"
 
 
 def bundle_bytes(seed: int, pseudonym: str = "P-1", **options) -> bytes:
@@ -128,5 +128,5 @@ def test_record_too_small_to_be_valid_is_refused():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(medfabric.synthetic)
+    result = doctest.testmod(medfabric.sharing.synthetic)
     assert result.attempted > 0 and result.failed == 0

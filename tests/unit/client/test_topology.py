@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from medfabric.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from medfabric.gateway import ConnectOptions, connect
-from medfabric.identity import X509Identity, ecdsa_signer
+from medfabric.gateway.identity import X509Identity, ecdsa_signer
 
 from .fakegateway import CHAINCODE, CHANNEL, FakeGateway, FakeGatewayServer, make_pki
 

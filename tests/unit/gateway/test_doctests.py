@@ -10,7 +10,7 @@ from .fakegateway import CHAINCODE
 from .test_identity import write_msp
 
 MODULES_WITH_EXAMPLES = [
-    "medfabric.identity",
+    "medfabric.gateway.identity",
     "medfabric.gateway",
     "medfabric.gateway.checkpointers",
     "medfabric.gateway.commit",

@@ -4,7 +4,7 @@ import grpc
 import pytest
 from fabric_protos.gateway import gateway_pb2
 
-from medfabric.cli import one_line
+from medfabric.cli.main import one_line
 from medfabric.gateway import CommitStatusError, EndorseError, ErrorDetail, GatewayError, SubmitError
 
 ENDORSE_FAILURE = "failed to endorse transaction, see attached details for more info"

@@ -17,7 +17,7 @@ from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2
 
 from medfabric.gateway import CommitStatusError, GatewayError, SubmitError
-from medfabric.identity import ecdsa_signer
+from medfabric.gateway.identity import ecdsa_signer
 
 from .fakegateway import CHAINCODE, CHANNEL, issue
 

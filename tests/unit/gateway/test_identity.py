@@ -13,7 +13,7 @@ from fabric_protos.msp import identities_pb2
 
 from medfabric.errors import MedfabricError
 from medfabric.gateway import connect
-from medfabric.identity import X509Identity, ecdsa_signer, load_msp_identity
+from medfabric.gateway.identity import X509Identity, ecdsa_signer, load_msp_identity
 
 from .fakegateway import CHAINCODE, CHANNEL, FakeGateway, FakeGatewayServer, issue, make_pki
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import load_topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import load_topology
 
 
 @pytest.fixture

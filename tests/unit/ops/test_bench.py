@@ -15,9 +15,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from medfabric.layout import NetworkLayout, latest_bench_run
-from medfabric.loadtest import percentile
-from medfabric.topology import load_topology
+from medfabric.consortium.layout import NetworkLayout, latest_bench_run
+from medfabric.bench.loadtest import percentile
+from medfabric.consortium.topology import load_topology
 from medfabric_ops import bench, cli, network
 from medfabric_ops.bench import (
     BenchError,

@@ -17,7 +17,7 @@ import shutil
 import pytest
 import yaml
 
-from medfabric.layout import PROJECT_ROOT, NetworkLayout, latest_bench_run
+from medfabric.consortium.layout import PROJECT_ROOT, NetworkLayout, latest_bench_run
 from medfabric_ops import bench, network
 from medfabric_ops.crypto_material import generate_crypto
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from medfabric.topology import load_topology
+from medfabric.consortium.topology import load_topology
 from medfabric_ops import channel_readiness
 from medfabric_ops.channel_readiness import ChannelNotReadyError, not_ready, parse_metrics, read_metrics
 

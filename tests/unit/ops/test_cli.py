@@ -12,8 +12,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY
 from medfabric_ops import cli
 from medfabric_ops.network import StepTiming
 from medfabric_ops.process import ProcessError
@@ -145,7 +145,7 @@ def test_status_json_lists_processes_and_channels(build_dir):
 
 
 def test_the_medfabric_command_runs_the_group_as_its_network_plugin(build_dir, tmp_path, monkeypatch):
-    from medfabric import cli as client_cli
+    from medfabric.cli import main as client_cli
 
     monkeypatch.setattr(client_cli, "entry_points", lambda group: [PLUGIN] if group == PLUGIN.group else [])
     monkeypatch.setattr(client_cli.cli, "commands", dict(client_cli.cli.commands))

@@ -14,8 +14,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY, load_topology
+from medfabric.consortium.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, load_topology
 from medfabric_ops.compose import (
     CHAINCODE_IMAGE,
     CONTAINER_BASELINE_DIR,

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from medfabric.layout import PROJECT_ROOT
+from medfabric.consortium.layout import PROJECT_ROOT
 
 NODE_TOOLS = PROJECT_ROOT / "tests" / "node"
 DCLINT = NODE_TOOLS / "node_modules" / ".bin" / "dclint"

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from medfabric.topology import DEFAULT_TOPOLOGY, parse_topology
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, parse_topology
 from medfabric_ops import crypto_material
 from medfabric_ops.crypto_material import CryptoMaterialError, generate_crypto
 

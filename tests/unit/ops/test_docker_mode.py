@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medfabric.layout import NetworkLayout
+from medfabric.consortium.layout import NetworkLayout
 from medfabric_ops import channel as channel_module
 from medfabric_ops import cli, compose, crypto_material, docker_mode, network, render
 from medfabric_ops.binaries import SAMPLECONFIG_FILES, FabricCommandError

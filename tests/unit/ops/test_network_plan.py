@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import load_topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import load_topology
 from medfabric_ops import channel as channel_module
 from medfabric_ops import crypto_material, lifecycle, network, render
 from medfabric_ops.binaries import FabricCommandError

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import load_topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import load_topology
 from medfabric_ops.osnadmin import ChannelInfo, ChannelNotFound, OSNAdmin, OSNAdminError
 
 ORDERER_HOST = "raft0.orderer.hospital-a.medfabric.local"

@@ -14,8 +14,8 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from medfabric.layout import PROJECT_ROOT, NetworkLayout
-from medfabric.topology import load_topology
+from medfabric.consortium.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.consortium.topology import load_topology
 from medfabric_ops.render.caliper_network import caliper_network, contract_id, identity_name
 from medfabric_ops.render.files import HEADER
 

@@ -16,7 +16,7 @@ import pytest
 
 import yaml
 
-from medfabric.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
 from medfabric_ops.render.chaincode_package import chaincode_package, package_bytes, package_id, package_label
 from medfabric_ops.render.core_yaml import CCAAS_BUILDER_DIR
 

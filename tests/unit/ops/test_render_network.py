@@ -15,8 +15,8 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from medfabric.layout import NetworkLayout
-from medfabric.topology import DEFAULT_TOPOLOGY, load_topology, parse_topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, load_topology, parse_topology
 from medfabric_ops import render
 from medfabric_ops.crypto_material import generate_crypto
 from medfabric_ops.render import core_yaml as core_yaml_module

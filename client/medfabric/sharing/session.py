@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .contracts import AccessLog, Anchors, Consent
-from .crypto import sign_statement
-from .data_service_client import DataServiceClient
-from .emr_index import EmrIndex
-from .gateway import Gateway
-from .layout import NetworkLayout
-from .service_identity import Consortium, ServiceIdentity
-from .topology import Domain, Topology
+from medfabric.sharing.contracts import AccessLog, Anchors, Consent
+from medfabric.crypto import sign_statement
+from medfabric.data_service.client import DataServiceClient
+from medfabric.sharing.emr_index import EmrIndex
+from medfabric.gateway import Gateway
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.service_identity import Consortium, ServiceIdentity
+from medfabric.consortium.topology import Domain, Topology
 
 
 @dataclass

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .topology import Domain, Orderer, Peer
+from medfabric.consortium.topology import Domain, Orderer, Peer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def default_build_dir() -> Path:

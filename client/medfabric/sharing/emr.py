@@ -5,7 +5,7 @@ service and indexed on chain: on the owner's local channel, and on the public
 channel when published. A read is decided on chain first (consent), on the
 owner's local channel for its own users and on the public channel for everyone
 else; the owner's data service then delivers it re-wrapped for the reader, who
-checks it against the index entry (medfabric.delivery) before writing it.
+checks it against the index entry (medfabric.data_service.delivery) before writing it.
 
     >>> payload = prepare_payload(Path("obs.json").read_bytes(), "P-001")
     >>> put_record(owner_session, payload, publish=True)["record_id"]
@@ -27,17 +27,17 @@ from typing import Any, Callable
 
 from cryptography import x509
 
-from .contracts import PAGE_SIZE, all_pages
-from .crypto import CryptoError, SealedPayload, check_issued_by_trusted_ca, seal, wrap_key
-from .data_service_client import DataServiceClient, DataServiceError
-from .delivery import DeliveryRejected, open_delivery
-from .errors import MedfabricError
-from .fhir import contains_direct_identifiers, validate_resource
-from .gateway import GatewayError
-from .record_service import key_context
-from .session import Session
-from .store import RECORD_ID, write_atomically
-from .topology import Domain
+from medfabric.sharing.contracts import PAGE_SIZE, all_pages
+from medfabric.crypto import CryptoError, SealedPayload, check_issued_by_trusted_ca, seal, wrap_key
+from medfabric.data_service.client import DataServiceClient, DataServiceError
+from medfabric.data_service.delivery import DeliveryRejected, open_delivery
+from medfabric.errors import MedfabricError
+from medfabric.sharing.fhir import contains_direct_identifiers, validate_resource
+from medfabric.gateway import GatewayError
+from medfabric.data_service.record_service import key_context
+from medfabric.sharing.session import Session
+from medfabric.data_service.store import RECORD_ID, write_atomically
+from medfabric.consortium.topology import Domain
 
 ERASE_REASON = "erasure requested by the owner"
 REASON_LIMIT = 256  # the access log's limit on a reason

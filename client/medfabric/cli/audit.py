@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from . import audit as audits
-from .cli_context import CliContext, channel_option, emit, identity_options
-from .errors import MedfabricError
+from medfabric.sharing import audit as audits
+from medfabric.cli.context import CliContext, channel_option, emit, identity_options
+from medfabric.errors import MedfabricError
 
 
 @click.group()

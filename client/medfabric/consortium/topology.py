@@ -24,7 +24,8 @@ from typing import Any, Iterable
 
 import yaml
 
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "network" / "topology.yaml"
+CHAINCODE_NAME = "medfabric"  # the application chaincode, as network/topology.yaml deploys it
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[3] / "network" / "topology.yaml"
 
 # Ports are offsets from base_port; each node owns a block of consecutive ports.
 # Blocks are far enough apart that the default consortium (6 peers, 7 orderers)

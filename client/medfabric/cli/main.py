@@ -14,14 +14,14 @@ from typing import Any
 
 import click
 
-from .bench_report import report as bench_report
-from .cli_audit import audit
-from .cli_context import CliContext, channel_option, emit, identity_options
-from .cli_emr import emr
-from .errors import MedfabricError
-from .gateway import GatewayError
-from .service_identity import SERVICE_USER
-from .topology import TopologyError
+from medfabric.bench.report import report as bench_report
+from medfabric.cli.audit import audit
+from medfabric.cli.context import CliContext, channel_option, emit, identity_options
+from medfabric.cli.emr import emr
+from medfabric.errors import MedfabricError
+from medfabric.gateway import GatewayError
+from medfabric.consortium.service_identity import SERVICE_USER
+from medfabric.consortium.topology import TopologyError
 
 PLUGIN_GROUP = "medfabric.cli"
 _USER_ERRORS = (MedfabricError, TopologyError, GatewayError, OSError, ValueError)
@@ -77,7 +77,7 @@ def demo(obj: CliContext, as_json: bool) -> None:
 
     Example: medfabric demo
     """
-    from .demo import run_demo
+    from medfabric.sharing.demo import run_demo
 
     report = run_demo(obj.topology, obj.layout, echo=None if as_json else click.echo)
     if as_json:
@@ -105,7 +105,7 @@ def bench_put(obj: CliContext, domain: str, user: str, channel: str, as_json: bo
     """
     from rich.progress import Progress
 
-    from .loadtest import run_put_load
+    from medfabric.bench.loadtest import run_put_load
 
     channel_name = obj.channel_name(domain, channel)
     with Progress(transient=True, disable=as_json) as progress:
@@ -137,7 +137,7 @@ def data_service(obj: CliContext, domain: str, user: str, port: int | None, stor
 
     Example: medfabric data-service --domain hospital-a
     """
-    from .data_service import main as serve
+    from medfabric.data_service.server import main as serve
 
     arguments = ["--domain", domain, "--identity", user]
     for flag, value in (("--port", port), ("--store", store), ("--topology", obj.topology_path)):

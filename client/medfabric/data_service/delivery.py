@@ -14,10 +14,10 @@ import binascii
 import hashlib
 from typing import Any
 
-from .crypto import CryptoError, SignedStatement, WrappedKey, open_sealed, unwrap_key, verify_statement
-from .errors import MedfabricError
-from .record_service import STATEMENT_MAX_AGE_S, key_context
-from .service_identity import ServiceIdentity
+from medfabric.crypto import CryptoError, SignedStatement, WrappedKey, open_sealed, unwrap_key, verify_statement
+from medfabric.errors import MedfabricError
+from medfabric.data_service.record_service import STATEMENT_MAX_AGE_S, key_context
+from medfabric.consortium.service_identity import ServiceIdentity
 
 HASH_MISMATCH = "hash mismatch"
 

@@ -1,4 +1,4 @@
-"""`medfabric emr`: put, get, show, find, grant, revoke, erase, request, emergency (medfabric.emr does the work)."""
+"""`medfabric emr`: put, get, show, find, grant, revoke, erase, request, emergency (medfabric.sharing.emr does the work)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from . import emr as flows
-from .cli_context import CliContext, channel_option, emit, identity_options
-from .errors import MedfabricError
+from medfabric.sharing import emr as flows
+from medfabric.cli.context import CliContext, channel_option, emit, identity_options
+from medfabric.errors import MedfabricError
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 purpose_option = click.option("--purpose", type=click.Choice(flows.PURPOSES), default=flows.DEFAULT_PURPOSE,

@@ -10,7 +10,7 @@ revoked nor expired since), re-wraps the data key for the reader's certificate
 and signs the delivery. What follows a break-glass decision is logged on both
 tiers. Erasing destroys ciphertext and key.
 
-The ledger is reached through two small protocols (medfabric.service_ledger):
+The ledger is reached through two small protocols (medfabric.data_service.service_ledger):
 AccessLedger reads a decision, AuditSink logs every outcome; so the rules here
 run without a network.
 """
@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from cryptography.hazmat.primitives import serialization
 
-from .crypto import (
+from medfabric.crypto import (
     BLOB_HEADER,
     FUTURE_SKEW,
     CryptoError,
@@ -44,11 +44,11 @@ from .crypto import (
     verify_statement,
     wrap_key,
 )
-from .fabric_id import fabric_client_id
-from .refusal_budget import RefusalBudget
-from .service_identity import Consortium, ServiceIdentity
-from .service_ledger import ALLOW, AccessLedger, AuditSink, Decision, GrantStanding, LedgerError, Requester
-from .store import (
+from medfabric.consortium.fabric_id import fabric_client_id
+from medfabric.data_service.refusal_budget import RefusalBudget
+from medfabric.consortium.service_identity import Consortium, ServiceIdentity
+from medfabric.data_service.service_ledger import ALLOW, AccessLedger, AuditSink, Decision, GrantStanding, LedgerError, Requester
+from medfabric.data_service.store import (
     RECORD_ID,
     BlobNotFoundError,
     BlobStore,
@@ -298,7 +298,7 @@ class RecordService:
         return Reply(success.status, success.body, trail.requester_msp)
 
     def _report_failure(self, trail: _Trail, action: str, reason: str) -> None:
-        """Log a refusal or failure, within the requester's refusal budget (medfabric.refusal_budget)."""
+        """Log a refusal or failure, within the requester's refusal budget (medfabric.data_service.refusal_budget)."""
         requester = (trail.requester.msp_id, trail.requester.id) if trail.requester else None
         unlogged = self._refusals.admit(requester)
         if unlogged is None:

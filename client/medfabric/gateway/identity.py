@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from fabric_protos.msp import identities_pb2
 
-from .errors import MedfabricError
+from medfabric.errors import MedfabricError
 
 Signer = Callable[[bytes], bytes]
 """Signs a SHA-256 digest and returns the DER-encoded signature."""

@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-from .errors import MedfabricError
-from .gateway import Gateway, connect
-from .identity import load_msp_identity
-from .layout import NetworkLayout
-from .service_identity import SERVICE_USER
-from .topology import Topology, load_topology
+from medfabric.errors import MedfabricError
+from medfabric.gateway import Gateway, connect
+from medfabric.gateway.identity import load_msp_identity
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.service_identity import SERVICE_USER
+from medfabric.consortium.topology import Topology, load_topology
 
 
 def connect_as(

@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from .crypto import CryptoError, WrappedKey
-from .errors import MedfabricError
+from medfabric.crypto import CryptoError, WrappedKey
+from medfabric.errors import MedfabricError
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
 RECORD_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # as the emr_index contract accepts them

@@ -1,6 +1,6 @@
 """The data service's ledger side over Fabric: access decisions read from consent, outcomes written to the access log.
 
-Both act as the domain's Admin on a Gateway from medfabric.connection.connect_as:
+Both act as the domain's Admin on a Gateway from medfabric.consortium.connection.connect_as:
 
 * decisions: `consent:GetDecision(tx_id)`, evaluated on the requester's channel:
   the decision consent CheckAccess or EmergencyAccess kept under its own
@@ -23,10 +23,10 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from .emr_index import CHAINCODE_NAME
-from .gateway import Gateway, GatewayError
-from .service_identity import Consortium
-from .service_ledger import Decision, GrantStanding, LedgerError, Requester
+from medfabric.consortium.topology import CHAINCODE_NAME
+from medfabric.gateway import Gateway, GatewayError
+from medfabric.consortium.service_identity import Consortium
+from medfabric.data_service.service_ledger import Decision, GrantStanding, LedgerError, Requester
 
 CONSENT_CONTRACT = "consent"
 ACCESS_LOG_CONTRACT = "access_log"

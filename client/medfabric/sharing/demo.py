@@ -20,15 +20,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import audit
-from .connection import connect_as
-from .crypto import canonical_json
-from .emr import (
+from medfabric.sharing import audit
+from medfabric.consortium.connection import connect_as
+from medfabric.crypto import canonical_json
+from medfabric.sharing.emr import (
     AccessDenied, RecordErased, emergency_read, erase, get_record, grant, prepare_payload, put_record, request, revoke
 )
-from .layout import NetworkLayout
-from .session import Session
-from .topology import Topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.sharing.session import Session
+from medfabric.consortium.topology import Topology
 
 PATIENT = "P-DEMO-001"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .gateway import GatewayError, Network
+from medfabric.consortium.topology import CHAINCODE_NAME
+from medfabric.gateway import GatewayError, Network
 
-CHAINCODE_NAME = "medfabric"
 CONTRACT_NAME = "emr_index"
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .emr_index import CHAINCODE_NAME
-from .gateway import CommitError, Network
+from medfabric.consortium.topology import CHAINCODE_NAME
+from medfabric.gateway import CommitError, Network
 
 PAGE_SIZE = 500
 

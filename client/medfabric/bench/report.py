@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_context import emit
-from .errors import MedfabricError
-from .layout import default_bench_dir, latest_bench_run
+from medfabric.cli.context import emit
+from medfabric.errors import MedfabricError
+from medfabric.consortium.layout import default_bench_dir, latest_bench_run
 
 SCHEMA = "medfabric-bench/1"
 RESULTS_FILE = "results.json"

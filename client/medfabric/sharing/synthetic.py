@@ -19,7 +19,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .crypto import canonical_json
+from medfabric.crypto import canonical_json
 
 BASE_TIME = datetime(2024, 1, 8, 8, 0, tzinfo=timezone.utc)
 PSEUDONYM_SYSTEM = "urn:medfabric:patient-pseudonym"

@@ -8,9 +8,9 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from .layout import NetworkLayout
-from .session import Session
-from .topology import Topology, load_topology
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.sharing.session import Session
+from medfabric.consortium.topology import Topology, load_topology
 
 
 class CliContext:
@@ -39,7 +39,7 @@ class CliContext:
     @contextmanager
     def session(self, domain_id: str, user: str) -> Iterator[Session]:
         """`user` of the domain connected through the domain's duty peer."""
-        from .connection import connect_as
+        from medfabric.consortium.connection import connect_as
 
         domain = self.topology.domain(domain_id)
         with connect_as(domain.id, user, topology=self.topology, layout=self.layout) as gateway:

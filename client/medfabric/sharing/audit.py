@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from .crypto import canonical_json
-from .session import Session
+from medfabric.crypto import canonical_json
+from medfabric.sharing.session import Session
 
 FIRST_SINCE = "1970-01-01T00:00:00.000Z"  # where a domain's first anchor starts
 SETTLE = timedelta(seconds=5)  # entries younger than this may still be committing: anchored next time

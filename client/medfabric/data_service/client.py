@@ -13,7 +13,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import MedfabricError
+from medfabric.errors import MedfabricError
 
 TIMEOUT_S = 30
 

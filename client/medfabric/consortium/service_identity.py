@@ -9,9 +9,9 @@ from typing import Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .identity import Signer, X509Identity, _find_private_key, load_msp_identity
-from .layout import NetworkLayout
-from .topology import Topology
+from medfabric.gateway.identity import Signer, X509Identity, _find_private_key, load_msp_identity
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Topology
 
 # Each domain's data service acts as this user of the domain (medfabric.role "data-service"), made beside Admin and
 # the topology's users: never the domain Admin, whose key could change the channels.

@@ -1,7 +1,7 @@
 """What the data service needs from the ledger, as two protocols: read an access decision (and the standing of the
 grant it relied on), log an outcome.
 
-medfabric.ledger_access implements them over Fabric; tests use fakes.
+medfabric.data_service.ledger_access implements them over Fabric; tests use fakes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from .errors import MedfabricError
+from medfabric.errors import MedfabricError
 
 ALLOW = "allow"
 
@@ -24,7 +24,7 @@ class Decision:
     """An access decision as the ledger recorded it."""
 
     record_id: str
-    actor_id: str  # the decider's caller, as Fabric's cid writes it (medfabric.fabric_id)
+    actor_id: str  # the decider's caller, as Fabric's cid writes it (medfabric.consortium.fabric_id)
     actor_msp: str
     decision: str  # "allow" or "deny"
     timestamp: datetime  # the deciding transaction's, timezone-aware

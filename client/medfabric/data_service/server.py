@@ -7,8 +7,8 @@
 
 Bodies and answers are JSON; errors are {"error": "<one line>"}: 400 malformed,
 403 refused, 404 unknown, 409 stored data fails its check, 410 erased, 503
-ledger or access log unavailable. The rules: medfabric.record_service; the
-ledger protocols: medfabric.service_ledger, over Fabric in medfabric.ledger_access.
+ledger or access log unavailable. The rules: medfabric.data_service.record_service; the
+ledger protocols: medfabric.data_service.service_ledger, over Fabric in medfabric.data_service.ledger_access.
 The access log lines (stderr) name method, path, status and the verified
 requester MSP only: never a payload, key or statement.
 """
@@ -28,14 +28,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .connection import connect_as
-from .errors import MedfabricError
-from .layout import NetworkLayout
-from .ledger_access import LedgerAccessDecisions, LedgerAuditSink
-from .record_service import RecordService, Reply
-from .service_identity import SERVICE_USER, Consortium, ServiceIdentity
-from .store import RECORD_ID, FileBlobStore, FileKeyStore
-from .topology import TopologyError, load_topology
+from medfabric.consortium.connection import connect_as
+from medfabric.errors import MedfabricError
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink
+from medfabric.data_service.record_service import RecordService, Reply
+from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
+from medfabric.data_service.store import RECORD_ID, FileBlobStore, FileKeyStore
+from medfabric.consortium.topology import TopologyError, load_topology
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _RECORD_PATH = re.compile(rf"/records/({RECORD_ID.pattern})")

@@ -7,7 +7,7 @@
     b'{"gender":"female","id":"P-001","resourceType":"Patient"}'
     >>> validate_resource({"resourceType": "Observation", "status": 5, "code": {"text": "x"}})
     Traceback (most recent call last):
-    medfabric.fhir.FhirValidationError: invalid FHIR R5 Observation: Observation.status: Input should be a valid string
+    medfabric.sharing.fhir.FhirValidationError: invalid FHIR R5 Observation: Observation.status: Input should be a valid string
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pydantic
 from fhir.resources import get_fhir_model_class as r5_model_class
 from fhir.resources.R4B import get_fhir_model_class as r4b_model_class
 
-from .crypto import canonical_json
-from .errors import MedfabricError
+from medfabric.crypto import canonical_json
+from medfabric.errors import MedfabricError
 
 SUPPORTED_RESOURCE_TYPES = (
     "Patient",

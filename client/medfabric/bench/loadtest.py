@@ -16,11 +16,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
-from .connection import connect_as
-from .demo import demo_entry
-from .emr_index import EmrIndex
-from .layout import NetworkLayout
-from .topology import Topology
+from medfabric.consortium.connection import connect_as
+from medfabric.sharing.demo import demo_entry
+from medfabric.sharing.emr_index import EmrIndex
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Topology
 
 
 @dataclass(frozen=True)

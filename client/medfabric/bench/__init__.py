@@ -1,0 +1,1 @@
+"""Benchmarks from the client's side: the EMR load test and the report of Caliper runs."""

@@ -1,0 +1,1 @@
+"""The `medfabric` command: `medfabric.cli.main` holds its groups, `emr` and `audit` their commands."""
