@@ -49,6 +49,7 @@ class PeerSession:
         self._closed = False
         self._running = 0
         self._draining = False
+        self._write_batch_size: int | None = None  # set by READY when the peer takes batched writes
 
     def serve(self, requests: Iterator[Msg], context: grpc.ServicerContext) -> Iterator[Msg]:
         """The messages for the peer, from REGISTER on, until either side ends the stream."""
@@ -102,7 +103,9 @@ class PeerSession:
             self._state = "established"
         elif (self._state, msg.type) == ("established", Msg.READY):
             self._state = "ready"
-            logger.info("registered with the peer as %s", self._chaincode_id)
+            self._write_batch_size = _write_batch_size(msg.payload)
+            logger.info("registered with the peer as %s%s", self._chaincode_id,
+                        "" if self._write_batch_size is None else ", writes sent in batches")
         else:
             reason = f": {msg.payload.decode('utf-8', 'replace')}" if msg.type == Msg.ERROR else ""
             logger.warning("peer sent %s while %s%s; closing the stream", _name(msg), self._state, reason)
@@ -148,12 +151,18 @@ class PeerSession:
         except (DecodeError, ChaincodeError) as exc:
             return _error_reply(msg, f"malformed {_name(msg)} message: {exc}")
         call = functools.partial(self.call, msg.channel_id, msg.txid)
-        stub = ChaincodeStub(call, msg.channel_id, msg.txid, list(chaincode_input.args), proposal)
+        stub = ChaincodeStub(call, msg.channel_id, msg.txid, list(chaincode_input.args), proposal,
+                             self._write_batch_size)
         response = self._router.invoke(stub)
         logger.debug("tx %s: %s answered with status %d", msg.txid[:8], _name(msg), response.status)
         failed = response.status >= ERROR_THRESHOLD
         if failed and msg.type == Msg.INIT:
             return _error_reply(msg, response.message)
+        if not failed:  # a failed transaction's writes count for nothing: they are not sent
+            try:
+                stub.finish_writes()
+            except ChaincodeError as exc:
+                return _error_reply(msg, str(exc))
         completed = Msg(
             type=Msg.COMPLETED, payload=response.SerializeToString(), txid=msg.txid, channel_id=msg.channel_id
         )
@@ -171,6 +180,16 @@ class PeerSession:
             reply.set_exception(ChaincodeError("the connection to the peer closed"))
         self._outbox.put(_CLOSED)
         logger.info("peer stream closed")
+
+
+def _write_batch_size(ready_payload: bytes) -> int | None:
+    """From READY's ChaincodeAdditionalParams: the records per write batch (0: no limit), None if the peer wants
+    each write on its own (older peers send no payload)."""
+    try:
+        params = chaincode_pb2.ChaincodeAdditionalParams.FromString(ready_payload)
+    except DecodeError:
+        return None
+    return params.max_size_write_batch if params.use_write_batch else None
 
 
 def _error_reply(msg: Msg, text: str) -> Msg:

@@ -1,8 +1,14 @@
 """The stub a transaction uses to read and write the ledger through the peer that sent it.
 
-Every ledger call is one request to the peer, answered before the next is
-sent. An ERROR reply raises ChaincodeError in the contract: a refused read is
-never mistaken for data.
+Every read is one request to the peer, answered before the next is sent. An
+ERROR reply raises ChaincodeError in the contract: a refused read is never
+mistaken for data. Writes (put, delete, purge, metadata) are requests of their
+own too, unless the peer said at registration that it takes them in batches
+(Fabric >= 2.5's WRITE_BATCH_STATE, core.yaml chaincode.runtimeParams): then
+they are kept, the last per key, and sent at the end of the transaction
+(`finish_writes`), at most `write_batch_size` records a message. Reads never
+see a transaction's own writes on Fabric, so batching changes no answer; a
+refused write then fails the transaction at its end instead of at the call.
 """
 
 from __future__ import annotations
@@ -28,8 +34,13 @@ _MAX_PAGE_SIZE = 2**31 - 1  # QueryMetadata.pageSize is an int32
 class ChaincodeStub:
     """Ledger access and proposal details for one transaction."""
 
-    def __init__(self, call: PeerCall, channel_id: str, tx_id: str, args: list[bytes], proposal: ProposalFacts | None):
+    def __init__(self, call: PeerCall, channel_id: str, tx_id: str, args: list[bytes], proposal: ProposalFacts | None,
+                 write_batch_size: int | None = None):
+        """`write_batch_size`: None sends each write as it is made; else the records per WRITE_BATCH_STATE
+        message (0: all in one)."""
         self._call = call
+        self._batch_size = write_batch_size
+        self._batch: dict[tuple[str, str, str | None], chaincode_shim_pb2.WriteRecord] = {}
         self._channel_id = channel_id
         self._tx_id = tx_id
         self._args = args
@@ -82,7 +93,7 @@ class ChaincodeStub:
 
     def del_state(self, key: str) -> None:
         """Delete a key."""
-        self._request(Msg.DEL_STATE, chaincode_shim_pb2.DelState(key=_checked(key)))
+        self._delete(Msg.DEL_STATE, "", key)
 
     def get_state_by_range(self, start: str, end: str) -> QueryIterator[KeyValue]:
         """Simple keys from `start` (inclusive; "" for the first) to `end` (exclusive; "" for no bound)."""
@@ -144,13 +155,11 @@ class ChaincodeStub:
 
     def del_private_data(self, collection: str, key: str) -> None:
         """Delete a key of a collection; its history stays on the peers of the collection."""
-        request = chaincode_shim_pb2.DelState(key=_checked(key), collection=_collection(collection))
-        self._request(Msg.DEL_STATE, request)
+        self._delete(Msg.DEL_STATE, _collection(collection), key)
 
     def purge_private_data(self, collection: str, key: str) -> None:
         """Delete a private value and its history from every peer of the collection."""
-        request = chaincode_shim_pb2.DelState(key=_checked(key), collection=_collection(collection))
-        self._request(Msg.PURGE_PRIVATE_DATA, request)
+        self._delete(Msg.PURGE_PRIVATE_DATA, _collection(collection), key)
 
     def get_private_data_by_range(self, collection: str, start: str, end: str) -> QueryIterator[KeyValue]:
         """Simple keys of a collection in a range, as get_state_by_range."""
@@ -167,7 +176,11 @@ class ChaincodeStub:
     def set_state_metadata(self, key: str, metakey: str, value: bytes, collection: str = "") -> None:
         """Set one metadata entry of a key."""
         entry = chaincode_shim_pb2.StateMetadata(metakey=metakey, value=value)
-        request = chaincode_shim_pb2.PutStateMetadata(key=_checked(key), collection=collection, metadata=entry)
+        if self._batched(chaincode_shim_pb2.WriteRecord(
+                key=_checked(key), collection=collection, metadata=entry,
+                type=chaincode_shim_pb2.WriteRecord.PUT_STATE_METADATA), metakey):
+            return
+        request = chaincode_shim_pb2.PutStateMetadata(key=key, collection=collection, metadata=entry)
         self._request(Msg.PUT_STATE_METADATA, request)
 
     def get_state_validation_parameter(self, key: str, collection: str = "") -> bytes | None:
@@ -193,8 +206,33 @@ class ChaincodeStub:
         return self._request(Msg.GET_STATE, request) or None
 
     def _put_state(self, collection: str, key: str, value: bytes) -> None:
-        request = chaincode_shim_pb2.PutState(key=_checked(key), value=value, collection=collection)
-        self._request(Msg.PUT_STATE, request)
+        if self._batched(chaincode_shim_pb2.WriteRecord(
+                key=_checked(key), value=value, collection=collection, type=chaincode_shim_pb2.WriteRecord.PUT_STATE)):
+            return
+        self._request(Msg.PUT_STATE, chaincode_shim_pb2.PutState(key=key, value=value, collection=collection))
+
+    def _delete(self, msg_type: int, collection: str, key: str) -> None:
+        """DEL_STATE or PURGE_PRIVATE_DATA of a key."""
+        record_type = chaincode_shim_pb2.WriteRecord.Type.Value(Msg.Type.Name(msg_type))
+        if self._batched(chaincode_shim_pb2.WriteRecord(key=_checked(key), collection=collection, type=record_type)):
+            return
+        self._request(msg_type, chaincode_shim_pb2.DelState(key=key, collection=collection))
+
+    def _batched(self, record: chaincode_shim_pb2.WriteRecord, metakey: str | None = None) -> bool:
+        """Keep `record` for the batch (a later write of the same key, or metadata entry, replaces it); False when
+        writes are sent one by one."""
+        if self._batch_size is None:
+            return False
+        self._batch[(record.collection, record.key, metakey)] = record
+        return True
+
+    def finish_writes(self) -> None:
+        """Send the batched writes (WRITE_BATCH_STATE); ChaincodeError if the peer refuses one."""
+        records, self._batch = list(self._batch.values()), {}
+        size = self._batch_size or len(records)
+        for start in range(0, len(records), size or 1):
+            batch = chaincode_shim_pb2.WriteBatchState(rec=records[start:start + size])
+            self._request(Msg.WRITE_BATCH_STATE, batch)
 
     def _range(
         self, collection: str, start: str, end: str, page: tuple[int, str] | None = None

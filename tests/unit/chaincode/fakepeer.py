@@ -126,6 +126,7 @@ class FakePeer:
         channel_options: Iterable[tuple[str, object]] = (),
         batch_size: int = 2,
         stream_timeout: float | None = 60,
+        write_batch: int | None = None,
     ):
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -139,6 +140,9 @@ class FakePeer:
         self.signer = signer
         self.batch_size = batch_size
         self.stream_timeout = stream_timeout  # None: the stream lasts until close()
+        # None: READY says nothing (each write its own request); else the peer takes WRITE_BATCH_STATE messages
+        # of at most this many records (0: any number), as a Fabric >= 2.5 peer with useWriteBatch says
+        self.write_batch = write_batch
         self.state: dict[tuple[str, str], bytes] = {}  # (collection, key); "" is the public state
         self.state_metadata: dict[tuple[str, str], dict[str, bytes]] = {}
         self.history: dict[str, list[kv_query_result_pb2.KeyModification]] = {}
@@ -248,7 +252,9 @@ class FakePeer:
     def _receive(self, msg: Msg) -> None:
         if msg.type == Msg.REGISTER:
             self.send(Msg(type=Msg.REGISTERED))
-            self.send(Msg(type=Msg.READY))
+            params = b"" if self.write_batch is None else chaincode_pb2.ChaincodeAdditionalParams(
+                use_write_batch=True, max_size_write_batch=self.write_batch).SerializeToString()
+            self.send(Msg(type=Msg.READY, payload=params))
             self.registered.set_result(chaincode_pb2.ChaincodeID.FromString(msg.payload).name)
         elif msg.type == Msg.KEEPALIVE:
             self.keepalives.put(msg)
@@ -342,6 +348,26 @@ class FakePeer:
         request = chaincode_shim_pb2.PutStateMetadata.FromString(payload)
         entries = tx.metadata_writes.setdefault((request.collection, request.key), {})
         entries[request.metadata.metakey] = request.metadata.value
+        return b""
+
+    def _on_write_batch_state(self, payload: bytes, tx: _Transaction) -> bytes:
+        """Each record as its own request would be, in order, as Fabric's HandleWriteBatch does."""
+        batch = chaincode_shim_pb2.WriteBatchState.FromString(payload)
+        if self.write_batch is None or (self.write_batch and len(batch.rec) > self.write_batch):
+            raise ValueError(f"a write batch of {len(batch.rec)} records, over the peer's limit")
+        record_type = chaincode_shim_pb2.WriteRecord
+        for record in batch.rec:
+            if record.type == record_type.PUT_STATE:
+                self._on_put_state(chaincode_shim_pb2.PutState(
+                    key=record.key, value=record.value, collection=record.collection).SerializeToString(), tx)
+            elif record.type in (record_type.DEL_STATE, record_type.PURGE_PRIVATE_DATA):
+                self._on_del_state(chaincode_shim_pb2.DelState(
+                    key=record.key, collection=record.collection).SerializeToString(), tx)
+            elif record.type == record_type.PUT_STATE_METADATA:
+                self._on_put_state_metadata(chaincode_shim_pb2.PutStateMetadata(
+                    key=record.key, collection=record.collection, metadata=record.metadata).SerializeToString(), tx)
+            else:
+                raise ValueError(f"a write record of type {record.type}")
         return b""
 
     def _on_get_state_by_range(self, payload: bytes, tx: _Transaction) -> bytes:
