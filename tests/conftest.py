@@ -34,3 +34,21 @@ def fabric_defaults():
             pytest.fail(reason)
         pytest.skip(reason)
     return FabricDefaults.load(binaries.config_dir)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def domain_msps_binding():
+    """Every chaincode server (in-process or a child) checks domains against the consortium's binding; the
+    tests' identities are those of the default topology, so its binding is the one to serve."""
+    import os
+
+    from medfabric_chaincode.contracts.common import DOMAIN_MSPS_VARIABLE
+    from medfabric_ops.lifecycle import domain_msps_json
+
+    previous = os.environ.get(DOMAIN_MSPS_VARIABLE)
+    os.environ[DOMAIN_MSPS_VARIABLE] = domain_msps_json(load_topology())
+    yield
+    if previous is None:
+        os.environ.pop(DOMAIN_MSPS_VARIABLE, None)
+    else:
+        os.environ[DOMAIN_MSPS_VARIABLE] = previous

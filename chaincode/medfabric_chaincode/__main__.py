@@ -21,6 +21,7 @@ import threading  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .contracts import ALL_CONTRACTS  # noqa: E402
+from .contracts.common import DomainBindingError, domain_msps  # noqa: E402
 from .runtime import ChaincodeServer, ConfigError, ContractRouter, load_server_config  # noqa: E402
 
 STOP_GRACE_SECONDS = 5.0
@@ -47,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     try:
         config = load_server_config(os.environ, **options)
+        domain_msps()  # refuse to serve without the binding every domain check relies on
         _configure_logging(config.log_level)
         server = ChaincodeServer(config, ContractRouter(ALL_CONTRACTS, title="medfabric", version=__version__))
         server.start()
-    except ConfigError as exc:
+    except (ConfigError, DomainBindingError) as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 2
     stopping.wait()

@@ -38,7 +38,13 @@ from medfabric.consortium.topology import DEFAULT_TOPOLOGY, Chaincode, Domain, O
 
 from .data_services import MODULE as DATA_SERVICE_MODULE
 from .data_services import data_service_args, data_service_env, data_service_name
-from .lifecycle import BASELINE_DIR, chaincode_process_name, node_chaincode_command
+from .lifecycle import (
+    BASELINE_DIR,
+    DOMAIN_MSPS_VARIABLE,
+    chaincode_process_name,
+    domain_msps_json,
+    node_chaincode_command,
+)
 from .render.chaincode_package import package_id
 from .render.core_yaml import CCAAS_BUILDER_DIR, external_builders, peer_env
 from .render.files import environment
@@ -143,6 +149,7 @@ def _chaincode_service(topology: Topology, domain: Domain) -> dict[str, Any]:
             "CHAINCODE_SERVER_ADDRESS": f"{topology.host}:{domain.chaincode_port}",
             "CHAINCODE_ID": package_id(topology, domain),
             "CHAINCODE_TLS_DISABLED": "true",
+            DOMAIN_MSPS_VARIABLE: domain_msps_json(topology),
         },
     }
 
@@ -158,7 +165,8 @@ def _baseline_service(topology: Topology, domain: Domain) -> dict[str, Any]:
         "image": NODE_IMAGE,
         "container_name": chaincode_service_name(domain, chaincode),
         "volumes": [f"./{HOST_BASELINE_DIR.as_posix()}:{CONTAINER_BASELINE_DIR}:ro"],
-        "environment": {"CHAINCODE_SERVER_ADDRESS": address, "CHAINCODE_ID": chaincode_id},
+        "environment": {"CHAINCODE_SERVER_ADDRESS": address, "CHAINCODE_ID": chaincode_id,
+                        DOMAIN_MSPS_VARIABLE: domain_msps_json(topology)},
         "network_mode": f"service:{NETWORK_SERVICE}",
         "command": node_chaincode_command(CONTAINER_BASELINE_DIR, address, chaincode_id),
         "user": "node",

@@ -31,6 +31,8 @@ from .binaries import FabricCommandError, FabricTools
 from .channel import PeerAdmin
 from .process import Supervisor, child_env, poll_until
 
+DOMAIN_MSPS_VARIABLE = "MEDFABRIC_DOMAIN_MSPS"  # read by medfabric_chaincode.contracts.common
+
 CHAINCODE_SERVER = "medfabric-chaincode"
 BASELINE_DIR = PROJECT_ROOT / "caliper" / "baseline"  # the Node baseline: package.json, its contract, node_modules
 NODE_SHIM = PurePath("node_modules") / ".bin" / "fabric-chaincode-node"  # Fabric's Node chaincode launcher
@@ -74,15 +76,23 @@ def start_chaincode_server(supervisor: Supervisor, topology: Topology, layout: N
     name = chaincode_process_name(domain, chaincode)
     address = f"{topology.host}:{topology.chaincode_port(chaincode, domain)}"
     if chaincode.runtime == "node":
-        argv, env = node_chaincode_command(BASELINE_DIR, address, package_id), child_env({})
+        argv = node_chaincode_command(BASELINE_DIR, address, package_id)
+        env = child_env({DOMAIN_MSPS_VARIABLE: domain_msps_json(topology)})
     else:
         argv = [_chaincode_server_command()]
         env = child_env({
             "CHAINCODE_SERVER_ADDRESS": address,
             "CHAINCODE_ID": package_id,
             "CHAINCODE_TLS_DISABLED": "true",  # the package's connection.json has tls_required false
+            DOMAIN_MSPS_VARIABLE: domain_msps_json(topology),
         })
     return supervisor.start(name, argv, env, cwd=layout.node_data(name))
+
+
+def domain_msps_json(topology: Topology) -> str:
+    """The consortium's domain -> MSP binding, as every chaincode server checks domains against it."""
+    return json.dumps({domain.id: domain.msp_id for domain in topology.domains}, sort_keys=True,
+                      separators=(",", ":"))
 
 
 def install(admin: PeerAdmin, package: Path, package_id: str) -> bool:

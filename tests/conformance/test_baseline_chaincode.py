@@ -208,9 +208,9 @@ CALLERS = {  # the creator, and the medfabric.domain its certificate says (None:
     "b-researcher": (researcher("HospitalBMSP"), "hospital-b"),
     "special-names": (_credential(SPECIAL_NAME, {"medfabric.role": "doctor", "medfabric.domain": "hospital-a"}),
                       "hospital-a"),
-    "domain-among-odd-attributes": (_credential(pki.USER_NAME, {"medfabric.role": "", "medfabric.domain": "hospital-c",
-                                                                "hf.EnrollmentID": "x"}), "hospital-c"),
-    "no-domain-attribute": (caller("HospitalCMSP", "nurse", role=None, domain=None), None),
+    "domain-among-odd-attributes": (_credential(pki.USER_NAME, {"medfabric.role": "", "medfabric.domain": "hospital-a",
+                                                                "hf.EnrollmentID": "x"}), "hospital-a"),
+    "no-domain-attribute": (caller("HospitalAMSP", "nurse", role=None, domain=None), None),
     "no-attribute-extension": (_credential(pki.USER_NAME, None), None),
     "empty-attribute": (_credential(pki.USER_NAME, {"medfabric.role": "", "hf.EnrollmentID": "x"}), None),
     "attrs-empty-list": (_credential(pki.USER_NAME, b'{"attrs": []}'), None),
@@ -232,8 +232,15 @@ def test_the_log_entry_names_the_caller_alike(pair, who, channel):
 def test_a_record_of_another_domain_is_refused_alike(pair):
     creator, _ = CALLERS["b-researcher"]
     answer = pair.same(*_put(ENTRY), creator=creator)
-    assert answer[1:4] == (500, "only an identity of domain hospital-a may index its records: the caller's "
-                                "certificate has medfabric.domain hospital-b", b"")
+    assert answer[1:4] == (500, "only an identity of domain hospital-a (HospitalAMSP) may index its records: the "
+                                "caller is of HospitalBMSP", b"")
+
+
+def test_a_member_claiming_another_domain_in_its_certificates_is_refused_alike(pair):
+    forged = caller("HospitalBMSP", domain="hospital-a")  # B's CA can write any attribute
+    answer = pair.same(*_put(ENTRY), creator=forged)
+    assert answer[1:4] == (500, "only an identity of domain hospital-a (HospitalAMSP) may index its records: the "
+                                "caller is of HospitalBMSP", b"")
 
 
 @pytest.mark.parametrize("micros", [0, 1, 999, 999_999])

@@ -156,8 +156,33 @@ function isoMillis(stub) {
     return new Date(whole * 1000 + Math.floor(nanos / 1e6)).toISOString();
 }
 
-/** The caller's certificate must say medfabric.domain = domain (contracts/common.py require_domain). */
+const DOMAIN_MSPS_VARIABLE = 'MEDFABRIC_DOMAIN_MSPS';
+
+/** The consortium's domain -> MSP binding from the environment, as contracts/common.py domain_msps reads it. */
+function domainMsps() {
+    const setting = process.env[DOMAIN_MSPS_VARIABLE] || '';
+    if (!setting) {
+        throw new TransactionError(`this chaincode server cannot check domains: no domain -> MSP binding: ${DOMAIN_MSPS_VARIABLE} is not set`);
+    }
+    try {
+        return JSON.parse(setting);
+    } catch (error) {
+        throw new TransactionError(`this chaincode server cannot check domains: ${DOMAIN_MSPS_VARIABLE} is not JSON`);
+    }
+}
+
+/** The caller must be of the MSP bound to the domain and its certificate must say medfabric.domain = domain
+ * (contracts/common.py require_domain). */
 function requireDomain(caller, domain, doing) {
+    const binding = domainMsps();
+    const owner = Object.prototype.hasOwnProperty.call(binding, domain) ? binding[domain] : undefined;
+    if (owner === undefined) {
+        const known = Object.keys(binding).sort(byCodePoint).join(', ');
+        throw new TransactionError(`${domain} is no domain of this consortium (known: ${known})`);
+    }
+    if (caller.mspId !== owner) {
+        throw new TransactionError(`only an identity of domain ${domain} (${owner}) may ${doing}: the caller is of ${caller.mspId}`);
+    }
     const claimed = caller.attribute(DOMAIN_ATTRIBUTE);
     if (claimed !== domain) {
         const has = claimed !== null && claimed !== undefined ? `has ${DOMAIN_ATTRIBUTE} ${claimed}` : `has no ${DOMAIN_ATTRIBUTE}`;

@@ -7,8 +7,11 @@ A rule is a test of a value and the sentence it states when the value fails:
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from itertools import takewhile
 from typing import Any, NoReturn
@@ -22,6 +25,9 @@ MAX_PAGE_SIZE = 1000
 DOMAIN_ATTRIBUTE = "medfabric.domain"  # Fabric CA attributes of MedFabric identities
 ROLE_ATTRIBUTE = "medfabric.role"
 ENROLLMENT_ATTRIBUTE = "hf.EnrollmentID"
+# The consortium's domain -> MSP binding, {"hospital-a": "HospitalAMSP", ...}, rendered from the topology every
+# member agreed to into each chaincode server's environment: a domain is spoken for by its MSP alone.
+DOMAIN_MSPS_VARIABLE = "MEDFABRIC_DOMAIN_MSPS"
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DOMAIN = re.compile(r"[a-z0-9-]{1,63}")
@@ -122,8 +128,47 @@ def check_page(page_size: int, bookmark: str) -> None:
         raise TransactionError("invalid argument: 'bookmark' needs a page_size")
 
 
+class DomainBindingError(ValueError):
+    """The domain -> MSP binding of the environment is missing or malformed; one line."""
+
+
+def domain_msps(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The consortium's domain -> MSP binding from $MEDFABRIC_DOMAIN_MSPS; DomainBindingError if unusable."""
+    return dict(_parse_binding(environ.get(DOMAIN_MSPS_VARIABLE, "")))
+
+
+@functools.cache
+def _parse_binding(setting: str) -> tuple[tuple[str, str], ...]:
+    if not setting:
+        raise DomainBindingError(f"no domain -> MSP binding: {DOMAIN_MSPS_VARIABLE} is not set")
+    try:
+        binding = json.loads(setting)
+    except ValueError:
+        raise DomainBindingError(f"{DOMAIN_MSPS_VARIABLE} is not JSON") from None
+    valid = isinstance(binding, dict) and binding and all(
+        text(_DOMAIN)(domain) and text(_MSP_ID)(msp) for domain, msp in binding.items())
+    if not valid:
+        raise DomainBindingError(f"{DOMAIN_MSPS_VARIABLE} must map domain ids to MSP ids")
+    if len(set(binding.values())) != len(binding):
+        raise DomainBindingError(f"{DOMAIN_MSPS_VARIABLE} binds one MSP to two domains")
+    return tuple(sorted(binding.items()))
+
+
 def require_domain(identity: ClientIdentity, domain: str, doing: str) -> None:
-    """The caller's certificate must say medfabric.domain = domain."""
+    """The caller must be of the MSP bound to `domain`, and its certificate must say medfabric.domain = domain.
+
+    The attribute alone proves nothing: any member's CA can write any attribute.
+    """
+    try:
+        binding = domain_msps()
+    except DomainBindingError as exc:
+        raise TransactionError(f"this chaincode server cannot check domains: {exc}") from None
+    owner = binding.get(domain)
+    if owner is None:
+        raise TransactionError(f"{domain} is no domain of this consortium (known: {', '.join(sorted(binding))})")
+    if identity.msp_id != owner:
+        raise TransactionError(f"only an identity of domain {domain} ({owner}) may {doing}: the caller is of "
+                               f"{identity.msp_id}")
     claimed = identity.get_attribute(DOMAIN_ATTRIBUTE)
     if claimed != domain:
         has = f"has {DOMAIN_ATTRIBUTE} {claimed}" if claimed is not None else f"has no {DOMAIN_ATTRIBUTE}"

@@ -57,15 +57,20 @@ def user_of(msp_id: str, attributes: dict) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "msp_id, attributes, has",
-    [("HospitalBMSP", {"medfabric.domain": "hospital-b"}, "has medfabric.domain hospital-b"),
-     (MSP_ID, {"hf.EnrollmentID": "doctor1"}, "has no medfabric.domain")],
+    "msp_id, attributes, why",
+    [("HospitalBMSP", {"medfabric.domain": "hospital-b"}, "(HospitalAMSP) may index its records: the caller is of "
+                                                          "HospitalBMSP"),
+     # B's CA can write any domain into B's certificates: the MSP decides, not the attribute
+     ("HospitalBMSP", {"medfabric.domain": "hospital-a"}, "(HospitalAMSP) may index its records: the caller is of "
+                                                          "HospitalBMSP"),
+     (MSP_ID, {"hf.EnrollmentID": "doctor1"}, "may index its records: the caller's certificate has no "
+                                              "medfabric.domain")],
 )
-def test_only_an_identity_of_the_entrys_domain_indexes_it(index, msp_id, attributes, has):
+def test_only_an_identity_of_the_entrys_domain_indexes_it(index, msp_id, attributes, why):
     result = put(index, ENTRY, creator=user_of(msp_id, attributes))
 
     assert (result.status, result.writes) == (500, {})
-    assert result.message == f"only an identity of domain hospital-a may index its records: the caller's certificate {has}"
+    assert result.message == f"only an identity of domain hospital-a {why}"
 
 
 def test_put_record_writes_record_index_and_event(index):
@@ -98,10 +103,12 @@ def test_grants_default_to_none(index):
     assert put(index, ENTRY).json()["grants"] == []
 
 
-def test_owner_is_the_callers_msp(index, identities):
-    other = pki.serialized_identity("HospitalBMSP", identities.doctor)
+def test_owner_is_the_callers_msp_and_another_msp_cannot_present_the_certificate(index, identities):
+    other = pki.serialized_identity("HospitalBMSP", identities.doctor)  # hospital-a's attributes, B's MSP id
 
-    assert put(index, ENTRY, creator=other).json()["owner_msp"] == "HospitalBMSP"
+    refused = put(index, ENTRY, creator=other)
+    assert (refused.status, refused.writes) == (500, {})
+    assert put(index, ENTRY).json()["owner_msp"] == MSP_ID
 
 
 def test_duplicate_record_is_refused(index):

@@ -127,3 +127,23 @@ def test_contract_call_with_malformed_extension_fails_cleanly(peer, identities):
 
     assert result.status == 500
     assert result.message == "the creator's certificate has a malformed Fabric CA attribute extension"
+
+
+def test_the_domain_binding_is_read_from_the_environment_and_checked():
+    import pytest as _pytest
+
+    from medfabric_chaincode.contracts.common import DomainBindingError, domain_msps
+
+    assert domain_msps({"MEDFABRIC_DOMAIN_MSPS": '{"b":"BMSP","a":"AMSP"}'}) == {"a": "AMSP", "b": "BMSP"}
+    for setting, problem in [("", "is not set"), ("{", "is not JSON"), ('{"A!":"X"}', "must map domain ids"),
+                             ('{"a":"X","b":"X"}', "binds one MSP to two domains"), ("[]", "must map domain ids")]:
+        with _pytest.raises(DomainBindingError, match=problem):
+            domain_msps({"MEDFABRIC_DOMAIN_MSPS": setting})
+
+
+def test_the_server_refuses_to_start_without_the_binding(monkeypatch, capsys):
+    from medfabric_chaincode.__main__ import main
+
+    monkeypatch.delenv("MEDFABRIC_DOMAIN_MSPS", raising=False)
+    assert main(["--address", "127.0.0.1:0", "--id", "cc:1", "--tls-disabled"]) == 2
+    assert "MEDFABRIC_DOMAIN_MSPS is not set" in capsys.readouterr().err

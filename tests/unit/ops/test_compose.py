@@ -159,13 +159,29 @@ def test_chaincode_servers_run_under_their_domains_package_id(topology, services
         assert service["build"] == {"context": ".", "dockerfile": "chaincode/Dockerfile"}
 
 
+BINDING = '{"hospital-a":"HospitalAMSP","hospital-b":"HospitalBMSP","hospital-c":"HospitalCMSP"}'
+
+
+def test_every_chaincode_server_checks_domains_against_the_topologys_binding(topology):
+    from medfabric_chaincode.contracts.common import DOMAIN_MSPS_VARIABLE, domain_msps
+    from medfabric_ops.lifecycle import DOMAIN_MSPS_VARIABLE as RENDERED_VARIABLE
+
+    assert RENDERED_VARIABLE == DOMAIN_MSPS_VARIABLE
+    assert domain_msps({DOMAIN_MSPS_VARIABLE: BINDING}) == {d.id: d.msp_id for d in topology.domains}
+    services = yaml.safe_load(render_compose(topology))["services"]
+    servers = [s for name, s in services.items() if name.startswith("chaincode")]
+    assert len(servers) == 2 * len(topology.domains)
+    assert all(server["environment"][DOMAIN_MSPS_VARIABLE] == BINDING for server in servers)
+
+
 def test_baseline_servers_run_fabric_chaincode_node_in_the_node_image_on_the_mounted_baseline(topology, services):
     for index, domain in enumerate(topology.domains):
         service = services[chaincode_service_name(domain, topology.baseline)]
         assert chaincode_service_name(domain, topology.baseline) == f"chaincode-medfabric-node.{domain.org_domain}"
         address, chaincode_id = f"127.0.0.1:{7850 + index}", package_id(topology, domain, topology.baseline)
         assert service["image"] == NODE_IMAGE == "node:20-alpine" and "build" not in service
-        assert service["environment"] == {"CHAINCODE_SERVER_ADDRESS": address, "CHAINCODE_ID": chaincode_id}
+        assert service["environment"] == {"CHAINCODE_SERVER_ADDRESS": address, "CHAINCODE_ID": chaincode_id,
+                                          "MEDFABRIC_DOMAIN_MSPS": BINDING}
         assert service["command"] == node_chaincode_command(CONTAINER_BASELINE_DIR, address, chaincode_id)
         assert service["command"][:3] == [
             "node", "/opt/medfabric/caliper/baseline/node_modules/.bin/fabric-chaincode-node", "server"]

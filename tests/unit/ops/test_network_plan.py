@@ -279,6 +279,7 @@ def test_each_domain_runs_a_chaincode_server_under_its_package_id(topology, layo
         assert env["CHAINCODE_SERVER_ADDRESS"] == f"127.0.0.1:{domain.chaincode_port}"
         assert env["CHAINCODE_ID"] == render.chaincode_package(topology, layout, domain)[1]
         assert env["CHAINCODE_TLS_DISABLED"] == "true"
+        assert json.loads(env["MEDFABRIC_DOMAIN_MSPS"]) == {d.id: d.msp_id for d in topology.domains}
 
 
 def test_each_domain_runs_its_data_service_on_the_same_layout_and_topology(topology, layout, fabric, monkeypatch):
