@@ -411,3 +411,19 @@ def test_erasing_needs_the_owner(consortium):
     with pytest.raises(RecordNotFound, match="neither indexed nor stored"):
         erase(consortium.session("hospital-a"), "nope")
     assert len(consortium.stored_files("hospital-a")) == 2
+
+
+def test_an_index_entry_not_written_by_its_domains_msp_is_never_followed(consortium, tmp_path):
+    """An entry written before domains were bound to their MSPs (or forged on disk) names hospital-a but
+    HospitalCMSP as its writer: the reader refuses to follow its location, saying why, and writes nothing."""
+    record_id = put(consortium)
+    grant_to_b(consortium, record_id)
+    state = consortium.fabric.world_state("public")
+    [key] = [key for key in state if key[1].endswith(f"\x00{record_id}\x00") and key[1].startswith("\x00emr\x00")]
+    forged = {**json.loads(state[key]), "owner_msp": "HospitalCMSP", "location": "medfabric://elsewhere/x"}
+    state[key] = canonical_json(forged)
+
+    with pytest.raises(MedfabricError, match=rf"the index entry of {record_id} names domain hospital-a but was "
+                                             r"written by HospitalCMSP: not trusted"):
+        request(consortium.session("hospital-b"), record_id, "hospital-a", tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()
