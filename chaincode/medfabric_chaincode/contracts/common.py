@@ -175,6 +175,24 @@ def require_domain(identity: ClientIdentity, domain: str, doing: str) -> None:
         raise TransactionError(f"only an identity of domain {domain} may {doing}: the caller's certificate {has}")
 
 
+def trusted_role(identity: ClientIdentity) -> tuple[str | None, str]:
+    """The caller's medfabric.role when its certificate is a MedFabric identity of its own MSP's domain, and
+    why not otherwise: (role, "") or (None, reason). A role written by another domain's CA counts for nothing."""
+    role = identity.get_attribute(ROLE_ATTRIBUTE)
+    if role is None:
+        return None, f"{ROLE_ATTRIBUTE} is missing"
+    try:
+        binding = domain_msps()
+    except DomainBindingError as exc:
+        return None, f"this chaincode server cannot check domains: {exc}"
+    own = next((domain for domain, msp in binding.items() if msp == identity.msp_id), None)
+    claimed = identity.get_attribute(DOMAIN_ATTRIBUTE)
+    if own is None or claimed != own:
+        return None, (f"{ROLE_ATTRIBUTE} {role} is not trusted: the caller of {identity.msp_id} claims "
+                      f"{DOMAIN_ATTRIBUTE} {claimed or 'none'}, its MSP's domain is {own or 'none'}")
+    return role, ""
+
+
 def read_range(
     stub: ChaincodeStub,
     object_type: str,

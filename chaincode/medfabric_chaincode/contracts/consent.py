@@ -37,7 +37,7 @@ from ..runtime import (
 from .access_log import REASON_RULE, append_log
 from .common import (
     ENROLLMENT_ATTRIBUTE, INDEX_VALUE, MSP_ID_RULE, ROLE_ATTRIBUTE, TIME_RULE, TX_ID_RULE, Rule, check_argument,
-    check_fields, invalid_field, iso_millis, one_of, parse_document, require_domain, text, utc_time
+    check_fields, invalid_field, iso_millis, one_of, parse_document, require_domain, text, trusted_role, utc_time
 )
 from .emr_index import ENTRY_RULES, EmrRecord, find_record, load_record
 
@@ -197,9 +197,9 @@ class ConsentContract(Contract):
         """Break-glass: a doctor reads a record without a grant; logged as "break-glass" and flagged for review."""
         check_argument("record_id", record_id, ENTRY_RULES["record_id"])
         check_argument("reason", reason, REASON_RULE)
-        role = ctx.client_identity.get_attribute(ROLE_ATTRIBUTE)
+        role, untrusted = trusted_role(ctx.client_identity)
         if role != EMERGENCY_ROLE:
-            refusal = f"break-glass refused: {ROLE_ATTRIBUTE} is {role or 'missing'}"
+            refusal = f"break-glass refused: {untrusted or f'{ROLE_ATTRIBUTE} is {role}'}"
             return _conclude(ctx, record_id, EMERGENCY_PURPOSE, False, refusal, break_glass=True)
         record = find_record(ctx.stub, record_id)
         if record is None or record.erased:

@@ -345,6 +345,11 @@ def test_break_glass_by_a_doctor_is_allowed_and_flagged(chain):
         (researcher("HospitalBMSP"), "break-glass refused: medfabric.role is researcher"),
         (caller("HospitalBMSP", role=None), "break-glass refused: medfabric.role is missing"),
         (researcher("HospitalAMSP"), "break-glass refused: medfabric.role is researcher"),
+        # a doctor role written by B's CA into a certificate claiming hospital-c: not a doctor of B's domain
+        (caller("HospitalBMSP", domain="hospital-c"), "break-glass refused: medfabric.role doctor is not trusted: the "
+         "caller of HospitalBMSP claims medfabric.domain hospital-c, its MSP's domain is hospital-b"),
+        (caller("HospitalBMSP", domain=None), "break-glass refused: medfabric.role doctor is not trusted: the caller "
+         "of HospitalBMSP claims medfabric.domain none, its MSP's domain is hospital-b"),
     ],
 )
 def test_break_glass_by_anyone_else_is_refused_and_logged(chain, creator, reason):
