@@ -30,9 +30,10 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Protocol, Sequence
+from typing import Iterator, Mapping, Protocol, Sequence
 
 from medfabric.consortium.layout import PROJECT_ROOT
 
@@ -58,7 +59,12 @@ _DOWNLOAD_TIMEOUT = 60.0
 
 
 class BinariesError(RuntimeError):
-    """The Fabric binaries cannot be found or built; the message is one line."""
+    """The Fabric binaries cannot be found or built; the message is one line, `cause` the reason alone (without
+    the alternatives the message may name)."""
+
+    def __init__(self, message: str, cause: str | None = None):
+        super().__init__(message)
+        self.cause = cause or message
 
 
 class FabricCommandError(RuntimeError):
@@ -127,8 +133,8 @@ def locate_binaries(version: str, environ: Mapping[str, str] = os.environ, cache
         except BinariesError as download_failure:
             raise BinariesError(
                 f"no Fabric {version} binaries: FABRIC_BIN is not set and nothing is cached in "
-                f"{cache_root / version}; the build failed ({_reason(build_failure)}); "
-                f"the release download failed ({_reason(download_failure)}); "
+                f"{cache_root / version}; the build failed ({build_failure.cause}); "
+                f"the release download failed ({download_failure.cause}); "
                 f"set FABRIC_BIN to the bin/ folder of the official Fabric {version} release, "
                 f"or let `go` reach the Go module proxy, or the release download reach GitHub, or use MODE=docker"
             ) from None
@@ -145,7 +151,7 @@ def find_binaries(version: str, environ: Mapping[str, str] = os.environ,
     if recorded:
         return recorded
     cached = cache_dir(version, cache_root)
-    if _holds_all(cached) and _holds_sampleconfig(cached.parent / "config"):
+    if _holds_all(cached) and holds_sampleconfig(cached.parent / "config"):
         return FabricBinaries(cached, cached.parent / "config", version, "cache")
     return None
 
@@ -184,7 +190,8 @@ def build_binaries(version: str, environ: Mapping[str, str] = os.environ, cache_
         )
     go = shutil.which("go", path=environ.get("PATH", os.defpath))
     if go is None:
-        raise BinariesError(f"cannot build Fabric {version}: Go is not installed; {_alternatives(version)}")
+        raise BinariesError(f"cannot build Fabric {version}: Go is not installed; {_alternatives(version)}",
+                            "Go is not installed")
     env = {**environ, "CGO_ENABLED": "0"}
     with _staging(version, cache_root) as staging:
         if not (module_dir / "go.sum").exists():
@@ -273,7 +280,7 @@ def _recorded(version: str, cache_root: Path) -> FabricBinaries | None:
         bin_dir, config_dir = Path(record["bin_dir"]), Path(record["config_dir"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not (_holds_all(bin_dir) and _holds_sampleconfig(config_dir)):
+    if not (_holds_all(bin_dir) and holds_sampleconfig(config_dir)):
         return None
     return FabricBinaries(bin_dir, config_dir, version, "recorded")
 
@@ -282,7 +289,7 @@ def _holds_all(bin_dir: Path) -> bool:
     return all(os.access(bin_dir / command, os.X_OK) for command in FABRIC_COMMANDS)
 
 
-def _holds_sampleconfig(config_dir: Path) -> bool:
+def holds_sampleconfig(config_dir: Path) -> bool:
     return all((config_dir / name).is_file() for name in SAMPLECONFIG_FILES)
 
 
@@ -300,26 +307,20 @@ def _copy_sampleconfig(source: Path, target: Path, version: str) -> None:
         shutil.copyfile(source / name, target / name)
 
 
-class _staging:
-    """A scratch folder in the cache, removed afterwards whatever happens."""
-
-    def __init__(self, version: str, cache_root: Path):
-        self._parent = cache_root / version
-
-    def __enter__(self) -> Path:
-        self._parent.mkdir(parents=True, exist_ok=True)
-        self._path = Path(tempfile.mkdtemp(dir=self._parent, prefix=".staging-"))
-        return self._path
-
-    def __exit__(self, *exc_info: object) -> None:
-        shutil.rmtree(self._path, ignore_errors=True)
+@contextmanager
+def _staging(version: str, cache_root: Path) -> Iterator[Path]:
+    """A scratch folder in the version's cache folder, removed afterwards whatever happens."""
+    parent = cache_root / version
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".staging-") as staging:
+        yield Path(staging)
 
 
 def _install(staging: Path, version: str, cache_root: Path, source: str) -> FabricBinaries:
     """Move staging's config/ then bin/ into the cache: bin/ is there only once everything is."""
     target = cache_dir(version, cache_root)
     config = target.parent / "config"
-    if _holds_all(target) and _holds_sampleconfig(config):  # a concurrent build or download finished first
+    if _holds_all(target) and holds_sampleconfig(config):  # a concurrent build or download finished first
         return FabricBinaries(target, config, version, source)
     shutil.rmtree(config, ignore_errors=True)
     (staging / "config").rename(config)
@@ -332,7 +333,7 @@ def _go(go: str, args: list[str], module_dir: Path, env: Mapping[str, str], vers
     done = subprocess.run([go, *args], cwd=module_dir, env=dict(env), capture_output=True, text=True)
     if done.returncode != 0:
         reason = _explain_go_failure(f"go {args[0]}", done.stderr)
-        raise BinariesError(f"cannot build Fabric {version}: {reason}; {_alternatives(version)}")
+        raise BinariesError(f"cannot build Fabric {version}: {reason}; {_alternatives(version)}", reason)
     return done.stdout
 
 
@@ -346,12 +347,6 @@ def _explain_go_failure(step: str, stderr: str) -> str:
 
 def _alternatives(version: str) -> str:
     return f"instead set FABRIC_BIN to the bin/ folder of the official Fabric {version} release, or use MODE=docker"
-
-
-def _reason(error: BinariesError) -> str:
-    """The cause alone, without the alternatives the combined message names once."""
-    text = str(error)
-    return text.split("; instead set FABRIC_BIN", 1)[0].removeprefix(f"cannot build Fabric {PINNED_VERSION}: ")
 
 
 def command_name(command: str, args: Sequence[str]) -> str:

@@ -32,7 +32,7 @@ from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import Topology
 
 from . import compose, network
-from .binaries import SAMPLECONFIG_FILES, command_name, fabric_cache, run_tool
+from .binaries import SAMPLECONFIG_FILES, command_name, fabric_cache, holds_sampleconfig, run_tool
 from .data_services import data_service_name, identity_url
 from .render import FabricDefaults
 from .process import Probe, ProcessStatus, all_of, http_ok, poll_until, tls_handshake
@@ -129,7 +129,7 @@ class DockerFabricTools:
 
     def sampleconfig(self, config_dir: Path) -> Path:
         """`config_dir` holding Fabric's sampleconfig, copied out of the image (its FABRIC_CFG_PATH) once."""
-        if all((config_dir / name).is_file() for name in SAMPLECONFIG_FILES):
+        if holds_sampleconfig(config_dir):
             return config_dir
         config_dir.mkdir(parents=True, exist_ok=True)
         for name in SAMPLECONFIG_FILES:

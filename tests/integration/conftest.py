@@ -26,6 +26,7 @@ import pytest
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import Topology, load_topology
 
+from ..requirements import required
 from ..topologies import write_topology
 
 INTEGRATION_BASE_PORT = 17000
@@ -54,14 +55,6 @@ def _ops(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Com
     )
 
 
-def _unavailable(reason: str) -> None:
-    """No consortium: a failure in CI, where it must start; a skip elsewhere."""
-    message = f"the real consortium cannot start, integration tests not run: {reason}"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def consortium(tmp_path_factory) -> Iterator[Network]:
     """(topology, layout, env) of a running real consortium: peers, orderers, channels, chaincode, data services."""
@@ -71,7 +64,8 @@ def consortium(tmp_path_factory) -> Iterator[Network]:
     env = dict(os.environ, MEDFABRIC_BUILD_DIR=str(workdir / "build"), MEDFABRIC_TOPOLOGY=str(topology_file))
     setup = _ops(["setup", "--topology", str(topology_file)], env, timeout=1200)
     if setup.returncode != 0:
-        _unavailable((setup.stderr.strip().splitlines() or ["setup failed with no output"])[-1])
+        reason = (setup.stderr.strip().splitlines() or ["setup failed with no output"])[-1]
+        required(f"the real consortium cannot start, integration tests not run: {reason}")
     try:
         up = _ops(["up", "--topology", str(topology_file)], env, timeout=600)
         if up.returncode != 0:

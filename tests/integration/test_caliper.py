@@ -18,6 +18,8 @@ import pytest
 
 from medfabric.consortium.layout import PROJECT_ROOT, latest_bench_run
 
+from ..requirements import required
+
 pytestmark = pytest.mark.integration
 
 CALIPER_DIR = PROJECT_ROOT / "caliper"
@@ -25,21 +27,15 @@ SUITES = ("smoke", "smoke-reject")
 BENCH_TIMEOUT = 900
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def caliper():
     if shutil.which("node") is None:
-        _missing("node is not installed: Caliper cannot run")
+        required("node is not installed: Caliper cannot run")
     if not (CALIPER_DIR / "node_modules" / ".bin" / "caliper").exists():
-        _missing("Caliper is not installed in caliper/ (`make bench-deps`)")
+        required("Caliper is not installed in caliper/ (`make bench-deps`)")
     missing = [suite for suite in SUITES if not (CALIPER_DIR / "benchmarks" / f"{suite}.yaml").is_file()]
     if missing:
-        _missing(f"no caliper/benchmarks/{missing[0]}.yaml")
+        required(f"no caliper/benchmarks/{missing[0]}.yaml")
     return CALIPER_DIR
 
 
@@ -55,7 +51,7 @@ def bench(caliper, consortium, tmp_path):
                                str(topology.source)], env=run_env, capture_output=True, text=True,
                               timeout=BENCH_TIMEOUT)
         if done.returncode != 0 and "is not deployed" in done.stderr:
-            _missing(done.stderr.strip().splitlines()[-1])  # the Node baseline could not be deployed here
+            required(done.stderr.strip().splitlines()[-1])  # the Node baseline could not be deployed here
         return done
 
     return run, bench_dir, run_env
