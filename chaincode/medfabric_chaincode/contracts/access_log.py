@@ -39,14 +39,16 @@ from ..runtime import (
     ChaincodeStub, Contract, KeyValue, TransactionContext, TransactionError, canonical_json, load_json, transaction
 )
 from .common import (
-    DOMAIN_ATTRIBUTE, ID_RULE, INDEX_VALUE, MSP_ID_RULE, ROLE_ATTRIBUTE, TIME_RULE, TX_ID_RULE, Rule, check_argument,
-    check_fields, check_page, invalid_field, iso_millis, one_of, parse_document, read_range, text, time_argument
+    ID_RULE, INDEX_VALUE, MSP_ID_RULE, TIME_RULE, TX_ID_RULE, Rule, check_argument, check_fields, check_page,
+    invalid_field, iso_millis, member_domain, one_of, parse_document, read_range, require_role, text, time_argument,
+    trusted_role
 )
 
 LOG_KEY = "log"
 RECORD_INDEX = "log~record"
 ACTIONS = ("read", "write", "grant", "revoke", "purchase", "denied", "erase", "break-glass", "request", "deliver")
 OFF_CHAIN_ACTIONS = ("request", "deliver", "write", "erase", "denied")  # what LogAccess takes
+DATA_SERVICE_ROLE = "data-service"  # the only role that logs for a requester, a delivery made, a write or an erasure
 OUTCOMES = ("success", "failure")
 FLAGGED_ACTIONS = frozenset({"break-glass"})  # to be reviewed after the fact
 MAX_ENTRIES_PER_TRANSACTION = 10_000  # n is written with 4 digits
@@ -83,11 +85,11 @@ class LogEntry:
     record_id: str | None  # None for a grant of a patient's or a resource type's records
     actor_id: str  # the caller's x509::subject::issuer
     actor_msp: str
-    actor_role: str | None  # the caller's medfabric.role attribute
+    actor_role: str | None  # the caller's medfabric.role, when trusted (common.trusted_role); None otherwise
     action: str
     outcome: str
     reason: str | None
-    from_domain: str | None  # the caller's medfabric.domain attribute
+    from_domain: str | None  # the domain of the caller's MSP (the consortium's binding); None for an MSP of none
     flagged: bool  # a break-glass access, to be reviewed
     channel: str
     tx_id: str
@@ -139,11 +141,11 @@ def append_log(
         record_id=record_id,
         actor_id=identity.get_id(),
         actor_msp=identity.msp_id,
-        actor_role=identity.get_attribute(ROLE_ATTRIBUTE),
+        actor_role=trusted_role(identity)[0],
         action=action,
         outcome=outcome,
         reason=reason,
-        from_domain=identity.get_attribute(DOMAIN_ATTRIBUTE),
+        from_domain=member_domain(identity),
         flagged=action in FLAGGED_ACTIONS or break_glass,
         channel=stub.get_channel_id(),
         tx_id=tx_id,
@@ -182,6 +184,10 @@ class AccessLogContract(Contract):
         {action, outcome, record_id?, reason?, requester_msp?, requester_id?, decision_tx?, break_glass?}: action
         one of OFF_CHAIN_ACTIONS; the requester fields name whom the caller acted for, both or neither; break_glass
         (true) needs the decision_tx it follows.
+
+        Roles: any member logs its own request, a refusal or a failed delivery; only a data service (trusted role
+        data-service) logs for a requester, a delivery made, a write or an erasure, so that a reader cannot log
+        that it was served, nor one member that another's service acted.
         """
         document = parse_document(entry_json, "entry")
         check_fields(document, _ENTRY_RULES, "entry", optional=_OPTIONAL_FIELDS)
@@ -190,9 +196,15 @@ class AccessLogContract(Contract):
                 invalid_field("entry", needed, f"is required with '{given}'")
         if "break_glass" in document and "decision_tx" not in document:
             invalid_field("entry", "decision_tx", "is required with 'break_glass'")
+        action, outcome = document["action"], document["outcome"]
+        if "requester_msp" in document:
+            require_role(ctx.client_identity, DATA_SERVICE_ROLE, "log an access for a requester")
+        elif action in ("write", "erase") or (action, outcome) == ("deliver", "success"):
+            article = "an" if action[0] in "aeiou" else "a"
+            require_role(ctx.client_identity, DATA_SERVICE_ROLE, f"log {article} {action} {outcome}")
         optional = {name: document.get(name) for name in (*_REQUESTER, "decision_tx")}
         return append_log(
-            ctx, document["action"], document["outcome"], document.get("record_id"), document.get("reason"), **optional,
+            ctx, action, outcome, document.get("record_id"), document.get("reason"), **optional,
             break_glass="break_glass" in document,
         )
 

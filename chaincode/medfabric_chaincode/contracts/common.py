@@ -175,6 +175,15 @@ def require_domain(identity: ClientIdentity, domain: str, doing: str) -> None:
         raise TransactionError(f"only an identity of domain {domain} may {doing}: the caller's certificate {has}")
 
 
+def member_domain(identity: ClientIdentity) -> str | None:
+    """The domain the caller's MSP is bound to; None for an MSP of no domain or without a usable binding."""
+    try:
+        binding = domain_msps()
+    except DomainBindingError:
+        return None
+    return next((domain for domain, msp in binding.items() if msp == identity.msp_id), None)
+
+
 def trusted_role(identity: ClientIdentity) -> tuple[str | None, str]:
     """The caller's medfabric.role when its certificate is a MedFabric identity of its own MSP's domain, and
     why not otherwise: (role, "") or (None, reason). A role written by another domain's CA counts for nothing."""
@@ -182,15 +191,23 @@ def trusted_role(identity: ClientIdentity) -> tuple[str | None, str]:
     if role is None:
         return None, f"{ROLE_ATTRIBUTE} is missing"
     try:
-        binding = domain_msps()
+        domain_msps()
     except DomainBindingError as exc:
         return None, f"this chaincode server cannot check domains: {exc}"
-    own = next((domain for domain, msp in binding.items() if msp == identity.msp_id), None)
+    own = member_domain(identity)
     claimed = identity.get_attribute(DOMAIN_ATTRIBUTE)
     if own is None or claimed != own:
         return None, (f"{ROLE_ATTRIBUTE} {role} is not trusted: the caller of {identity.msp_id} claims "
                       f"{DOMAIN_ATTRIBUTE} {claimed or 'none'}, its MSP's domain is {own or 'none'}")
     return role, ""
+
+
+def require_role(identity: ClientIdentity, role: str, doing: str) -> None:
+    """The caller's trusted role (trusted_role) must be `role`."""
+    held, why_not = trusted_role(identity)
+    if held != role:
+        because = why_not or f"the caller's {ROLE_ATTRIBUTE} is {held}"
+        raise TransactionError(f"only a {role} may {doing}: {because}")
 
 
 def read_range(

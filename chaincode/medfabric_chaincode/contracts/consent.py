@@ -117,7 +117,9 @@ class ConsentContract(Contract):
 
     @transaction
     def GrantAccess(self, ctx: TransactionContext, grant_json: str) -> ConsentGrant:
-        """Let grantee_msp (or one user of it) read a record, or a patient's or a type's records, until `expires`."""
+        """Let grantee_msp (or one user of it) read a record, or a patient's or a type's records, until `expires`.
+
+        Roles: any identity of the record's owner MSP, or of the domain for a patient or type scope."""
         document = parse_document(grant_json, "grant")
         check_fields(document, _GRANT_RULES, "grant", optional={*SCOPES, "grantee_user"})
         if sum(scope in document for scope in SCOPES) != 1:

@@ -125,7 +125,9 @@ class EmrIndexContract(Contract):
 
     @transaction
     def PutRecord(self, ctx: TransactionContext, record_json: str) -> EmrRecord:
-        """Index a new record of the caller's domain, owned by the caller's MSP; returns the entry as stored."""
+        """Index a new record of the caller's domain, owned by the caller's MSP; returns the entry as stored.
+
+        Roles: any identity of the domain (require_domain); none is needed beyond it."""
         entry = _parse_entry(record_json)
         require_domain(ctx.client_identity, entry["domain"], "index its records")
         stub = ctx.stub

@@ -19,6 +19,8 @@ TIME_RULE = "must be an ISO-8601 date-time with a time zone"
 DROP = object()
 NO_REQUESTER = {"requester_msp": None, "requester_id": None, "decision_tx": None}
 DECISION_TX = "cd" * 32
+A_SERVICE = caller("HospitalAMSP", "data-service", "data-service")
+REQUESTER_OF_B = {"requester_msp": "HospitalBMSP", "requester_id": actor_id(B_DOCTOR)}
 
 
 class TwoEntries(Contract):
@@ -37,8 +39,8 @@ def chain(connect):
 
 
 def log(chain, seconds: float = 0, record_id: object = "rec-001", creator: bytes = B_DOCTOR, nonce=None, **fields):
-    """LogAccess of a deliver by B's doctor unless changed; record_id DROP leaves the field out."""
-    entry = {"record_id": record_id, "action": "deliver", "outcome": "success", **fields}
+    """LogAccess of a request by B's doctor unless changed; record_id DROP leaves the field out."""
+    entry = {"record_id": record_id, "action": "request", "outcome": "success", **fields}
     entry = {name: value for name, value in entry.items() if value is not DROP}
     return chain.invoke("access_log:LogAccess", json.dumps(entry), creator=creator, nonce=nonce, **at(seconds))
 
@@ -70,7 +72,8 @@ def test_log_access_takes_the_actor_from_the_identity(chain):
 
     assert ok(result) == {
         "log_id": result.tx_id, "record_id": "rec-001", "actor_id": actor_id(creator), "actor_msp": "HospitalBMSP",
-        "actor_role": None, "action": "request", "outcome": "success", "reason": "referral", "from_domain": None,
+        "actor_role": None, "action": "request", "outcome": "success", "reason": "referral",
+        "from_domain": "hospital-b",  # what its MSP speaks for, attribute or not
         "flagged": False, "channel": "public", "tx_id": result.tx_id, "timestamp": STORED_AT, **NO_REQUESTER,
     }
     assert chain.state[("", log_key(STORED_AT, result.tx_id))] == result.payload
@@ -94,7 +97,7 @@ def test_log_access_refuses_the_actions_only_contracts_log(chain, action):
                         ("denied", "failure")],
 )
 def test_a_service_logs_off_chain_actions_for_a_requester(chain, action, outcome):
-    service = caller("HospitalAMSP", "admin", role=None)
+    service = A_SERVICE
 
     result = log(chain, creator=service, action=action, outcome=outcome, requester_msp="HospitalBMSP",
                  requester_id=actor_id(B_DOCTOR), decision_tx=DECISION_TX)
@@ -109,7 +112,7 @@ def test_a_service_logs_off_chain_actions_for_a_requester(chain, action, outcome
 
 
 def test_an_entry_following_a_break_glass_decision_is_flagged(chain):
-    service = caller("HospitalAMSP", "admin", role=None)
+    service = A_SERVICE
 
     result = log(chain, creator=service, action="deliver", outcome="success", requester_msp="HospitalBMSP",
                  requester_id=actor_id(B_DOCTOR), decision_tx=DECISION_TX, break_glass=True)
@@ -117,6 +120,59 @@ def test_an_entry_following_a_break_glass_decision_is_flagged(chain):
     entry = ok(result)
     assert (entry["action"], entry["flagged"], entry["decision_tx"]) == ("deliver", True, DECISION_TX)
     assert "break_glass" not in entry  # the flag is the entry's record of it
+
+
+@pytest.mark.parametrize(
+    "fields, doing",
+    [
+        ({**REQUESTER_OF_B, "action": "denied", "outcome": "failure"}, "log an access for a requester"),
+        ({"action": "deliver", "outcome": "success"}, "log a deliver success"),
+        ({"action": "write", "outcome": "failure"}, "log a write failure"),
+        ({"action": "erase", "outcome": "success"}, "log an erase success"),
+    ],
+)
+def test_only_a_data_service_logs_for_others_and_what_it_served(chain, fields, doing):
+    result = log(chain, creator=B_DOCTOR, **fields)
+
+    assert (result.status, result.message, result.writes) == (
+        500, f"only a data-service may {doing}: the caller's medfabric.role is doctor", {}
+    )
+
+
+@pytest.mark.parametrize(
+    "creator, because",
+    [
+        (caller("HospitalBMSP", "data-service", "data-service", domain="hospital-a"),
+         "medfabric.role data-service is not trusted: the caller of HospitalBMSP claims medfabric.domain hospital-a, "
+         "its MSP's domain is hospital-b"),
+        (caller("HospitalBMSP", "data-service", "data-service", domain=None),
+         "medfabric.role data-service is not trusted: the caller of HospitalBMSP claims medfabric.domain none, its "
+         "MSP's domain is hospital-b"),
+        (caller("HospitalBMSP", "admin", role=None), "medfabric.role is missing"),
+    ],
+)
+def test_a_data_service_role_counts_only_from_its_own_domains_ca(chain, creator, because):
+    result = log(chain, creator=creator, **REQUESTER_OF_B, action="deliver", outcome="success")
+
+    assert (result.status, result.message, result.writes) == (
+        500, f"only a data-service may log an access for a requester: {because}", {}
+    )
+
+
+def test_a_reader_logs_its_own_request_denial_and_failed_delivery(chain):
+    entries = [ok(log(chain, creator=B_DOCTOR, action=action, outcome=outcome, decision_tx=DECISION_TX))
+               for action, outcome in (("request", "success"), ("denied", "failure"), ("deliver", "failure"))]
+
+    assert [(e["action"], e["actor_role"], e["from_domain"]) for e in entries] == [
+        ("request", "doctor", "hospital-b"), ("denied", "doctor", "hospital-b"), ("deliver", "doctor", "hospital-b")]
+
+
+def test_an_untrusted_role_is_not_written_as_the_actors(chain):
+    creator = caller("HospitalBMSP", "doctor", "doctor", domain="hospital-a")
+
+    entry = ok(log(chain, creator=creator))
+
+    assert (entry["actor_msp"], entry["actor_role"], entry["from_domain"]) == ("HospitalBMSP", None, "hospital-b")
 
 
 def test_record_id_is_optional(chain):
@@ -338,4 +394,5 @@ def test_same_input_and_timestamp_give_identical_writes(connect):
 def test_a_requester_id_may_have_1024_characters(chain):
     requester_id = "x509::CN=ca::" + "d" * 1011
 
-    assert ok(log(chain, requester_msp="HospitalBMSP", requester_id=requester_id))["requester_id"] == requester_id
+    entry = ok(log(chain, creator=A_SERVICE, requester_msp="HospitalBMSP", requester_id=requester_id))
+    assert entry["requester_id"] == requester_id

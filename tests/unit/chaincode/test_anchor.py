@@ -35,7 +35,7 @@ def anchors(public, domain: str = "hospital-a", *page: str) -> list[dict]:
 def test_domain_anchors_its_local_log_digest(connect, public):
     local = connect(*ALL_CONTRACTS)
     for seconds in (1, 2, 3):
-        entry = {"record_id": "rec-001", "action": "deliver", "outcome": "success"}
+        entry = {"record_id": "rec-001", "action": "request", "outcome": "success"}
         ok(local.invoke("access_log:LogAccess", json.dumps(entry), channel=LOCAL, **at(seconds)))
     digest = ok(local.invoke("access_log:LogDigest", stamp(0), stamp(HOUR), channel=LOCAL))
 

@@ -428,7 +428,7 @@ def test_only_check_access_and_emergency_access_keep_decisions(chain):
         chain.invoke("consent:RevokeGrant", grant_id, creator=A_DOCTOR),
         put_record(chain, "rec-002"),
         chain.invoke("emr_index:EraseRecord", "rec-002", "patient request", creator=A_DOCTOR),
-        chain.invoke("access_log:LogAccess", json.dumps({"record_id": "rec-001", "action": "deliver",
+        chain.invoke("access_log:LogAccess", json.dumps({"record_id": "rec-001", "action": "request",
                                                           "outcome": "success", "decision_tx": grant_id})),
         chain.invoke("anchor:AnchorLogRoot", json.dumps({"domain": "hospital-a", "channel": "hospital-a-local",
                                                          "since": stamp(-2), "until": stamp(-1), "count": 0,
