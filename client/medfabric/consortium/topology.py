@@ -43,6 +43,7 @@ _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9.-]{0,62}$")
 _NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
 _DURATION = re.compile(r"^(\d+)(ms|s)$")
+ENDORSEMENT_RULES = ("MAJORITY", "ANY")  # the ImplicitMeta rules a channel's endorsement policy may use
 # Fabric's _lifecycle rules for a chaincode name and version. The package label is
 # "<name>_<version>", which then also matches Fabric's label rule ^[[:alnum:]][[:alnum:]_.+-]*$.
 _CHAINCODE_NAME = re.compile(r"^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$")
@@ -152,6 +153,9 @@ class Channel:
     domains: tuple[Domain, ...]
     peers: tuple[Peer, ...]
     orderers: tuple[Orderer, ...]
+    # The channel's default endorsement policy, ImplicitMeta over its orgs' Endorsement policies: MAJORITY
+    # (no member's endorsement alone commits) or ANY (one member's does: for the malicious-member study only).
+    endorsement: str = "MAJORITY"
 
 
 @dataclass(frozen=True)
@@ -315,6 +319,9 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
     local_doc.reject_unknown()
     public_name = public_doc.text("name", pattern=_CHANNEL_NAME, default="public")
     public_orderer_count = public_doc.integer("orderers", minimum=1, maximum=31)
+    public_endorsement = public_doc.text("endorsement", default="MAJORITY")
+    if public_endorsement not in ENDORSEMENT_RULES:
+        raise TopologyError(f"{public_doc.at('endorsement')}: must be one of {', '.join(ENDORSEMENT_RULES)}")
     public_doc.reject_unknown()
     if public_ordering.consensus == "bft" and public_orderer_count < 4:
         raise TopologyError(
@@ -347,6 +354,7 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
             tuple(domains),
             tuple(d.duty_peer for d in domains),
             public_orderers,
+            public_endorsement,
         )
     )
 

@@ -61,7 +61,7 @@ def _profile(topology: Topology, layout: NetworkLayout, channel: Channel) -> dic
             "Policies": {
                 **_implicit_meta_policies(),
                 "LifecycleEndorsement": _policy("ImplicitMeta", "MAJORITY Endorsement"),
-                "Endorsement": _policy("ImplicitMeta", "MAJORITY Endorsement"),
+                "Endorsement": _policy("ImplicitMeta", f"{channel.endorsement} Endorsement"),
             },
             "Capabilities": CAPABILITIES["Application"],
         },

@@ -51,6 +51,14 @@ def test_durations_are_parsed(raw):
     assert parse_topology(raw).public_channel.ordering.batch_timeout_ms == 2000
 
 
+def test_the_public_endorsement_rule_is_majority_unless_chosen(raw):
+    assert {c.endorsement for c in parse_topology(raw).channels} == {"MAJORITY"}
+    raw["channels"]["public"]["endorsement"] = "ANY"
+    chosen = parse_topology(raw)
+    assert [(c.kind, c.endorsement) for c in chosen.channels if c.kind == "public"] == [("public", "ANY")]
+    assert {c.endorsement for c in chosen.channels if c.kind == "local"} == {"MAJORITY"}
+
+
 @pytest.mark.parametrize(
     "mutate, field",
     [
@@ -62,6 +70,9 @@ def test_durations_are_parsed(raw):
         (lambda r: r["domains"][0].update(colour="red"), "domains[0].colour: unknown field"),
         (lambda r: r["channels"]["public"].update(orderers=3), "channels.public.orderers: BFT needs at least 4"),
         (lambda r: r["channels"]["local"].update(consensus="kafka"), "channels.local.consensus: must be one of"),
+        (lambda r: r["channels"]["public"].update(endorsement="ALL"),
+         "channels.public.endorsement: must be one of MAJORITY, ANY"),
+        (lambda r: r["channels"]["local"].update(endorsement="ANY"), "channels.local.endorsement: unknown field"),
         (lambda r: r["channels"]["local"].update(batch_timeout="soon"), "channels.local.batch_timeout"),
         (lambda r: r["channels"]["public"].update(name="hospital-a-local"), "channels.public.name"),
         (lambda r: r.update(base_port=64900), "base_port: too high"),

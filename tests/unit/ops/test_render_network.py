@@ -257,7 +257,7 @@ def _duration(text: str) -> float:
 def test_policies_capabilities_and_batching_follow_the_topology(tmp_path, fabric_defaults):
     raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
     raw["channels"]["local"].update(batch_timeout="2s", max_message_count=7)
-    raw["channels"]["public"].update(batch_timeout="20ms", max_message_count=300)
+    raw["channels"]["public"].update(batch_timeout="20ms", max_message_count=300, endorsement="ANY")
     topology = parse_topology(raw)
     layout = NetworkLayout(tmp_path / "network")
     render.render_network(topology, layout, fabric_defaults)
@@ -272,8 +272,9 @@ def test_policies_capabilities_and_batching_follow_the_topology(tmp_path, fabric
         assert profile["Application"]["Capabilities"] == {"V2_5": True}
         assert profile["Policies"]["Admins"] == {"Type": "ImplicitMeta", "Rule": "MAJORITY Admins"}
         policies = profile["Application"]["Policies"]
-        assert policies["LifecycleEndorsement"] == policies["Endorsement"] == {
-            "Type": "ImplicitMeta", "Rule": "MAJORITY Endorsement"}
+        assert policies["LifecycleEndorsement"] == {"Type": "ImplicitMeta", "Rule": "MAJORITY Endorsement"}
+        rule = "ANY" if channel.kind == "public" else "MAJORITY"  # chaincode endorsement only: lifecycle stays
+        assert policies["Endorsement"] == {"Type": "ImplicitMeta", "Rule": f"{rule} Endorsement"}
         assert profile["Orderer"]["Policies"]["BlockValidation"]["Rule"] == "ANY Writers"
     assert profiles["public"]["Orderer"]["SmartBFT"]["RequestBatchMaxCount"] == 300
     org = next(o for o in document["Organizations"] if o["ID"] == "HospitalAMSP")
