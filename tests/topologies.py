@@ -19,9 +19,11 @@ def random_base_port() -> int:
     return random.randrange(20_000, 60_000, 1000)
 
 
-def write_topology(path: Path, base_port: int) -> Topology:
-    """The default topology at `base_port`, written to `path` (topologies read the ports from their file)."""
+def write_topology(path: Path, base_port: int, public: dict | None = None) -> Topology:
+    """The default topology at `base_port`, its public channel's settings updated with `public`, written to `path`
+    (topologies read the ports from their file)."""
     raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    raw["channels"]["public"].update(public or {})
     path.write_text(yaml.safe_dump({**raw, "base_port": base_port}, sort_keys=False))
     return load_topology(path)
 

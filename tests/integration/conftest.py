@@ -58,14 +58,20 @@ def _ops(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Com
 @pytest.fixture(scope="session")
 def consortium(tmp_path_factory) -> Iterator[Network]:
     """(topology, layout, env) of a running real consortium: peers, orderers, channels, chaincode, data services."""
-    workdir = tmp_path_factory.mktemp("consortium")
+    yield from running_consortium(tmp_path_factory.mktemp("consortium"), INTEGRATION_BASE_PORT)
+
+
+def running_consortium(workdir: Path, base_port: int, public: dict | None = None) -> Iterator[Network]:
+    """Set up and start the default consortium at `base_port` (its public channel changed by `public`) in
+    `workdir`; yield it; clean it away."""
     topology_file = workdir / "topology.yaml"
-    write_topology(topology_file, INTEGRATION_BASE_PORT)
+    write_topology(topology_file, base_port, public)
     env = dict(os.environ, MEDFABRIC_BUILD_DIR=str(workdir / "build"), MEDFABRIC_TOPOLOGY=str(topology_file))
     setup = _ops(["setup", "--topology", str(topology_file)], env, timeout=1200)
     if setup.returncode != 0:
         reason = (setup.stderr.strip().splitlines() or ["setup failed with no output"])[-1]
         required(f"the real consortium cannot start, integration tests not run: {reason}")
+    network = None
     try:
         up = _ops(["up", "--topology", str(topology_file)], env, timeout=600)
         if up.returncode != 0:
@@ -75,7 +81,8 @@ def consortium(tmp_path_factory) -> Iterator[Network]:
         _started.append(network)
         yield network
     finally:
-        _started.clear()
+        if network in _started:
+            _started.remove(network)
         _ops(["clean", "--topology", str(topology_file)], env, timeout=300)
 
 
@@ -83,9 +90,10 @@ def consortium(tmp_path_factory) -> Iterator[Network]:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call" and report.failed and _started:
-        for name, tail in _dead_node_logs(_started[0]):
-            report.sections.append((f"log of {name} (not running)", "\n".join(tail)))
+    if report.when == "call" and report.failed:
+        for network in _started:
+            for name, tail in _dead_node_logs(network):
+                report.sections.append((f"log of {name} (not running)", "\n".join(tail)))
 
 
 def _dead_node_logs(network: Network) -> list[tuple[str, list[str]]]:
