@@ -188,10 +188,7 @@ def test_a_replayed_transaction_of_another_member_commits_once(network):
     topology, layout, _env = network
     victim, attacker = topology.domains[0], topology.domains[1]
     record_id = unique("replayed")
-    entry = {"record_id": record_id, "action": "request", "outcome": "success", "reason": "replay check"}
-    with connect_as(victim.id, "doctor", topology=topology, layout=layout) as gateway:
-        log = gateway.get_network("public").get_contract(CHAINCODE, "access_log")
-        proposal = log.new_proposal("LogAccess", arguments=[json.dumps(entry)])
+    with victims_log_request(network, record_id) as proposal:
         transaction = proposal.endorse()
         assert transaction.submit().get_status().code_name == "VALID"
     signed = transaction.to_bytes()
@@ -210,16 +207,24 @@ def test_another_members_proposal_signed_by_the_attacker_is_refused(network):
     topology, layout, _env = network
     victim, attacker = topology.domains[0], topology.domains[1]
     record_id = unique("resigned")
-    entry = {"record_id": record_id, "action": "request", "outcome": "success", "reason": "signed by another"}
-    with connect_as(victim.id, "doctor", topology=topology, layout=layout) as gateway:
-        proposal = gateway.get_network("public").get_contract(CHAINCODE, "access_log").new_proposal(
-            "LogAccess", arguments=[json.dumps(entry)])
+    with victims_log_request(network, record_id) as proposal:
+        pass  # built and kept, never sent by A
     _identity, attackers_signer = load_msp_identity(layout.user_msp(attacker, "doctor"), attacker.msp_id)
     with gateway_of(layout, attacker, layout.user_msp(attacker, "doctor"), signing=False) as gateway:
         with pytest.raises(GatewayError) as refused:
             gateway.new_signed_proposal(proposal.to_bytes(), attackers_signer(proposal.digest())).endorse()
     assert f"access denied: channel [public] creator org [{victim.msp_id}]" in str(refused.value)
     assert _entries_of(network, record_id) == []
+
+
+@contextmanager
+def victims_log_request(network, record_id: str):
+    """Hospital A's doctor's proposal to log a request for `record_id` on the public channel, A's Gateway open."""
+    topology, layout, _env = network
+    entry = {"record_id": record_id, "action": "request", "outcome": "success", "reason": "replay check"}
+    with connect_as(topology.domains[0].id, "doctor", topology=topology, layout=layout) as gateway:
+        log = gateway.get_network("public").get_contract(CHAINCODE, "access_log")
+        yield log.new_proposal("LogAccess", arguments=[json.dumps(entry)])
 
 
 def _signature_of(proposal) -> bytes:
