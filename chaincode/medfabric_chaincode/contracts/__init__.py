@@ -4,5 +4,6 @@ from .access_log import AccessLogContract
 from .anchor import AnchorContract
 from .consent import ConsentContract
 from .emr_index import EmrIndexContract
+from .fl import FlContract
 
-ALL_CONTRACTS = [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract]
+ALL_CONTRACTS = [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract, FlContract]
