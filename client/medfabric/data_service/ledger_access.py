@@ -21,15 +21,17 @@ import json
 import re
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from medfabric.consortium.topology import CHAINCODE_NAME
 from medfabric.gateway import Gateway, GatewayError
 from medfabric.consortium.service_identity import Consortium
-from medfabric.data_service.service_ledger import Decision, GrantStanding, LedgerError, Requester
+from medfabric.data_service.service_ledger import Decision, FlRecordFacts, GrantStanding, LedgerError, Requester
+from medfabric.fl.records import GLOBAL
 
 CONSENT_CONTRACT = "consent"
 ACCESS_LOG_CONTRACT = "access_log"
+FL_CONTRACT = "fl"
 DECISIONS = ("allow", "deny")
 REASON_LIMIT = 256  # access_log's limit on a reason
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -78,6 +80,41 @@ class LedgerAccessDecisions:
             raise LedgerError(f"consent {function} on {channel}: {error}") from None
         except (ValueError, KeyError, TypeError):
             raise LedgerError(f"consent {function} on {channel} answered in an unexpected shape") from None
+
+
+class LedgerFlRecords:
+    """FlLedger over the fl contract: fl:GetTask, then fl:ListUpdates or fl:ListAggregations of the round."""
+
+    def __init__(self, gateway: Gateway, domain_msps: Mapping[str, str], chaincode_name: str = CHAINCODE_NAME):
+        self._gateway = gateway
+        self._domain_msps = dict(domain_msps)
+        self._chaincode_name = chaincode_name
+
+    def fl_record(self, channel: str, task_id: str, round: int, part: str) -> FlRecordFacts | None:
+        contract = self._gateway.get_network(channel).get_contract(self._chaincode_name, FL_CONTRACT)
+        try:
+            task = json.loads(contract.evaluate_transaction("GetTask", task_id))
+            if part == GLOBAL:
+                rounds = json.loads(contract.evaluate_transaction("ListAggregations", task_id)) if round else []
+                found = next((a for a in rounds if a["round"] == round), None)
+                if round and found is None:
+                    return None
+                readers = {task["publisher_msp"], *(self._domain_msps[d] for d in task["domains"]
+                                                    if d in self._domain_msps)}
+                return FlRecordFacts(frozenset(readers), None, found["tx_id"] if found else task["tx_id"])
+            if round < 1:
+                return None
+            updates = json.loads(contract.evaluate_transaction("ListUpdates", task_id, str(round)))
+            found = next((u for u in updates if u["domain"] == part), None)
+            if found is None:
+                return None
+            return FlRecordFacts(frozenset({task["publisher_msp"]}), found["ciphertext_sha256"], found["tx_id"])
+        except GatewayError as error:
+            if f"task {task_id} not found" in str(error):
+                return None
+            raise LedgerError(f"fl on {channel}: {error}") from None
+        except (ValueError, KeyError, TypeError):
+            raise LedgerError(f"fl on {channel} answered in an unexpected shape") from None
 
 
 def _decision(found: Any, tx_id: str) -> Decision:

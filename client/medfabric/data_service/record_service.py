@@ -45,9 +45,12 @@ from medfabric.crypto import (
     wrap_key,
 )
 from medfabric.consortium.fabric_id import fabric_client_id
+from medfabric.fl.records import FlRecordId, parse_fl_record_id
 from medfabric.data_service.refusal_budget import RefusalBudget
 from medfabric.consortium.service_identity import Consortium, ServiceIdentity
-from medfabric.data_service.service_ledger import ALLOW, AccessLedger, AuditSink, Decision, GrantStanding, LedgerError, Requester
+from medfabric.data_service.service_ledger import (
+    ALLOW, AccessLedger, AuditSink, Decision, FlLedger, FlRecordFacts, GrantStanding, LedgerError, Requester
+)
 from medfabric.data_service.store import (
     RECORD_ID,
     BlobNotFoundError,
@@ -94,6 +97,7 @@ class RecordService:
         ledger: AccessLedger,
         audit: AuditSink,
         refusals: RefusalBudget | None = None,
+        fl_ledger: FlLedger | None = None,
     ):
         self._identity = identity
         self._consortium = consortium
@@ -102,6 +106,7 @@ class RecordService:
         self._ledger = ledger
         self._audit = audit
         self._refusals = refusals or RefusalBudget()
+        self._fl_ledger = fl_ledger
         self._seen = _SeenNonces(STATEMENT_MAX_AGE_S)
         self._records_lock = threading.Lock()  # store and erase against each other and against reads
 
@@ -157,15 +162,25 @@ class RecordService:
 
     def _fetch(self, trail: _Trail, document: dict[str, Any]) -> _Success:
         verified = self._authenticate(trail, document, "fetch", owners_only=False)
-        decision_tx = verified.statement.get("decision_tx")
-        if not isinstance(decision_tx, str) or not _TX_ID.fullmatch(decision_tx):
-            raise _Failure(HTTPStatus.FORBIDDEN, "statement names no decision_tx (a transaction id)")
-        trail.decision_tx = decision_tx
         requester = trail.requester
-        trail.break_glass = self._check_decision(trail.record_id, requester, decision_tx).break_glass
+        fl_record = parse_fl_record_id(trail.record_id)
+        if fl_record is None:
+            decision_tx = verified.statement.get("decision_tx")
+            if not isinstance(decision_tx, str) or not _TX_ID.fullmatch(decision_tx):
+                raise _Failure(HTTPStatus.FORBIDDEN, "statement names no decision_tx (a transaction id)")
+            trail.decision_tx = decision_tx
+            trail.break_glass = self._check_decision(trail.record_id, requester, decision_tx).break_glass
+        else:
+            facts = self._fl_facts(fl_record, requester)
+            trail.decision_tx = facts.tx_id
         with self._records_lock:
             key = self._key(trail.record_id)
             blob = self._blob(key)
+        if fl_record is not None and facts.ciphertext_sha256 not in (None, key.ciphertext_sha256):
+            raise _Failure(HTTPStatus.CONFLICT, f"the stored {fl_record} is not the update recorded on the ledger "
+                                                f"(ciphertext {key.ciphertext_sha256[:16]}..., recorded "
+                                                f"{facts.ciphertext_sha256[:16]}...)")
+        decision_tx = trail.decision_tx
         try:
             data_key = self._data_key(key)
         except CryptoError:
@@ -239,6 +254,23 @@ class RecordService:
         if refusal:
             raise _Failure(HTTPStatus.FORBIDDEN, f"decision {decision_tx} on {channel}: {refusal}")
         return decision
+
+    def _fl_facts(self, record: FlRecordId, requester: Requester) -> FlRecordFacts:
+        """What the fl contract says of this FL record, when it lets `requester` have it; _Failure otherwise."""
+        if self._fl_ledger is None:
+            raise _Failure(HTTPStatus.FORBIDDEN, "this service keeps no federated-learning records")
+        what = "aggregation" if record.is_global else "update"
+        try:
+            facts = self._fl_ledger.fl_record(self._consortium.public_channel, record.task_id, record.round,
+                                              record.part)
+        except LedgerError as error:
+            raise _Failure(HTTPStatus.SERVICE_UNAVAILABLE, f"ledger unavailable: {error}") from None
+        if facts is None:
+            raise _Failure(HTTPStatus.FORBIDDEN, f"the ledger records no {what} for {record}")
+        if requester.msp_id not in facts.readers:
+            readers = ", ".join(sorted(facts.readers))
+            raise _Failure(HTTPStatus.FORBIDDEN, f"{requester.msp_id} may not have {record}: only {readers}")
+        return facts
 
     def _key(self, record_id: str) -> RecordKey:
         try:

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from medfabric.consortium.connection import connect_as
 from medfabric.errors import MedfabricError
 from medfabric.consortium.layout import NetworkLayout
-from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink
+from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink, LedgerFlRecords
 from medfabric.data_service.record_service import RecordService, Reply
 from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.data_service.store import RECORD_ID, FileBlobStore, FileKeyStore
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         service = RecordService(
             identity, consortium, FileBlobStore(store / "blobs"), FileKeyStore(store / "keys"),
             LedgerAccessDecisions(gateway), LedgerAuditSink(gateway, consortium),
+            fl_ledger=LedgerFlRecords(gateway, {member.id: member.msp_id for member in topology.domains}),
         )
         port = domain.data_service_port if args.port is None else args.port
         listen = args.listen or topology.host

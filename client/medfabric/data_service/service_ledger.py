@@ -1,5 +1,5 @@
-"""What the data service needs from the ledger, as two protocols: read an access decision (and the standing of the
-grant it relied on), log an outcome.
+"""What the data service needs from the ledger, as protocols: read an access decision (and the standing of the
+grant it relied on), log an outcome, and read what the fl contract says of a federated-learning record.
 
 medfabric.data_service.ledger_access implements them over Fabric; tests use fakes.
 """
@@ -48,6 +48,23 @@ class AccessLedger(Protocol):
 
     def grant(self, channel: str, grant_id: str) -> GrantStanding | None:
         """The grant as the ledger has it now; None when there is no such grant. LedgerError as above."""
+
+
+@dataclass(frozen=True)
+class FlRecordFacts:
+    """What the ledger says of a federated-learning record the service keeps (medfabric.fl.records)."""
+
+    readers: frozenset[str]  # the MSPs that may have it: the task's publisher for an update, every participant
+    #                          and the publisher for global weights
+    ciphertext_sha256: str | None  # an update's, as its domain recorded it; None for global weights (the reader
+    #                                checks their hash against the aggregation)
+    tx_id: str  # the ledger record the delivery relies on: the update's or the aggregation's transaction
+
+
+class FlLedger(Protocol):
+    def fl_record(self, channel: str, task_id: str, round: int, part: str) -> FlRecordFacts | None:
+        """What the public channel says of that FL record; None when it records no such update or aggregation
+        (or no such task). LedgerError when the ledger cannot be asked."""
 
 
 @dataclass(frozen=True)

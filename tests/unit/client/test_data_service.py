@@ -237,12 +237,12 @@ def fetch_statement(user: ServiceIdentity, decision_tx: str, record_id: str = RE
 
 @contextlib.contextmanager
 def served(network: Network, users: Users, store_dir, ledger: AccessLedger,
-           refusals: RefusalBudget | None = None) -> Iterator[Running]:
-    """hospital-a's RecordService over HTTP, storing in `store_dir`, deciding with `ledger`."""
+           refusals: RefusalBudget | None = None, fl_ledger=None) -> Iterator[Running]:
+    """hospital-a's RecordService over HTTP, storing in `store_dir`, deciding with `ledger` (and `fl_ledger`)."""
     audit = RecordingAudit()
     service = RecordService(
         users.service, Consortium.from_layout(network.topology, network.layout, "hospital-a"),
-        FileBlobStore(store_dir / "blobs"), FileKeyStore(store_dir / "keys"), ledger, audit, refusals,
+        FileBlobStore(store_dir / "blobs"), FileKeyStore(store_dir / "keys"), ledger, audit, refusals, fl_ledger,
     )
     server = DataServiceServer(service, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
