@@ -112,6 +112,7 @@ _AGGREGATION_RULES: dict[str, Rule] = {
     "task_id": ID_RULE,
     "round": _integer(1, MAX_ROUNDS),
     "global_sha256": SHA256_RULE,
+    "global_ciphertext_sha256": SHA256_RULE,
     "updates": (lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_DOMAINS and all(DOMAIN_RULE[0](d) for d in v),
                 f"must be a list of 1 to {MAX_DOMAINS} domain ids"),
     "aggregator": (one_of(AGGREGATORS), f"must be one of {', '.join(AGGREGATORS)}"),
@@ -186,7 +187,8 @@ class UsedUpdate:
 class FlAggregation:
     task_id: str
     round: int
-    global_sha256: str
+    global_sha256: str  # of the new global weights (canonical bytes)
+    global_ciphertext_sha256: str  # of their sealed copy in the publisher's data service, fl:<task>:<round>:global
     aggregator: str
     updates: list[UsedUpdate]  # in domain order
     accuracy: float  # of the new global weights on the aggregator's test set
@@ -340,7 +342,8 @@ class FlContract(Contract):
         accuracy = float(document["accuracy"])
         completes = task.round == task.rounds or accuracy >= task.target_accuracy
         now = iso_millis(stub.get_tx_timestamp())
-        aggregation = FlAggregation(task.task_id, task.round, document["global_sha256"], task.aggregator, used,
+        aggregation = FlAggregation(task.task_id, task.round, document["global_sha256"],
+                                    document["global_ciphertext_sha256"], task.aggregator, used,
                                     accuracy, float(document["loss"]), ctx.client_identity.msp_id, now,
                                     stub.get_tx_id(), completes)
         stub.put_state(stub.create_composite_key(AGGREGATION_KEY, [task.task_id, f"{task.round:06d}"]),

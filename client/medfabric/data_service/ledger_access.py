@@ -21,7 +21,7 @@ import json
 import re
 import time
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from medfabric.consortium.topology import CHAINCODE_NAME
 from medfabric.gateway import Gateway, GatewayError
@@ -35,6 +35,20 @@ FL_CONTRACT = "fl"
 DECISIONS = ("allow", "deny")
 REASON_LIMIT = 256  # access_log's limit on a reason
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+T = TypeVar("T")
+
+
+def awaited(lookup: Callable[[], T | None], wait: float, clock: Callable[[], float] = time.monotonic,
+            sleep: Callable[[float], None] = time.sleep) -> T | None:
+    """lookup() until it finds something or `wait` seconds have passed, pausing 0.05 s, doubling up to 0.5 s."""
+    deadline = clock() + wait
+    pause = 0.05
+    while (found := lookup()) is None and clock() < deadline:
+        sleep(min(pause, max(0.0, deadline - clock())))
+        pause = min(pause * 2, 0.5)
+    return found
 
 
 class LedgerAccessDecisions:
@@ -54,12 +68,7 @@ class LedgerAccessDecisions:
         self._clock, self._sleep = clock, sleep
 
     def decision(self, channel: str, tx_id: str) -> Decision | None:
-        deadline = self._clock() + self._propagation_wait
-        pause = 0.05
-        while (found := self._lookup(channel, tx_id)) is None and self._clock() < deadline:
-            self._sleep(min(pause, max(0.0, deadline - self._clock())))
-            pause = min(pause * 2, 0.5)
-        return found
+        return awaited(lambda: self._lookup(channel, tx_id), self._propagation_wait, self._clock, self._sleep)
 
     def grant(self, channel: str, grant_id: str) -> GrantStanding | None:
         return self._ask(channel, "GetGrant", f"grant {grant_id} not found", lambda found: _grant(found, grant_id),
@@ -83,14 +92,25 @@ class LedgerAccessDecisions:
 
 
 class LedgerFlRecords:
-    """FlLedger over the fl contract: fl:GetTask, then fl:ListUpdates or fl:ListAggregations of the round."""
+    """FlLedger over the fl contract: fl:GetTask, then fl:ListUpdates or fl:ListAggregations of the round.
 
-    def __init__(self, gateway: Gateway, domain_msps: Mapping[str, str], chaincode_name: str = CHAINCODE_NAME):
+    As for decisions, the record was committed on its writer's peer; one not found on this service's peer is asked
+    again for up to `propagation_wait` seconds."""
+
+    def __init__(self, gateway: Gateway, domain_msps: Mapping[str, str], chaincode_name: str = CHAINCODE_NAME,
+                 propagation_wait: float = 3.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
         self._gateway = gateway
         self._domain_msps = dict(domain_msps)
         self._chaincode_name = chaincode_name
+        self._propagation_wait = propagation_wait
+        self._clock, self._sleep = clock, sleep
 
     def fl_record(self, channel: str, task_id: str, round: int, part: str) -> FlRecordFacts | None:
+        return awaited(lambda: self._lookup(channel, task_id, round, part), self._propagation_wait, self._clock,
+                       self._sleep)
+
+    def _lookup(self, channel: str, task_id: str, round: int, part: str) -> FlRecordFacts | None:
         contract = self._gateway.get_network(channel).get_contract(self._chaincode_name, FL_CONTRACT)
         try:
             task = json.loads(contract.evaluate_transaction("GetTask", task_id))
@@ -101,7 +121,9 @@ class LedgerFlRecords:
                     return None
                 readers = {task["publisher_msp"], *(self._domain_msps[d] for d in task["domains"]
                                                     if d in self._domain_msps)}
-                return FlRecordFacts(frozenset(readers), None, found["tx_id"] if found else task["tx_id"])
+                if found is None:  # round 0: the initial weights, which the task names by their hash only
+                    return FlRecordFacts(frozenset(readers), None, task["tx_id"])
+                return FlRecordFacts(frozenset(readers), found["global_ciphertext_sha256"], found["tx_id"])
             if round < 1:
                 return None
             updates = json.loads(contract.evaluate_transaction("ListUpdates", task_id, str(round)))

@@ -177,7 +177,7 @@ class RecordService:
             key = self._key(trail.record_id)
             blob = self._blob(key)
         if fl_record is not None and facts.ciphertext_sha256 not in (None, key.ciphertext_sha256):
-            raise _Failure(HTTPStatus.CONFLICT, f"the stored {fl_record} is not the update recorded on the ledger "
+            raise _Failure(HTTPStatus.CONFLICT, f"the stored {fl_record} is not the one recorded on the ledger "
                                                 f"(ciphertext {key.ciphertext_sha256[:16]}..., recorded "
                                                 f"{facts.ciphertext_sha256[:16]}...)")
         decision_tx = trail.decision_tx

@@ -56,8 +56,8 @@ class FlRecordFacts:
 
     readers: frozenset[str]  # the MSPs that may have it: the task's publisher for an update, every participant
     #                          and the publisher for global weights
-    ciphertext_sha256: str | None  # an update's, as its domain recorded it; None for global weights (the reader
-    #                                checks their hash against the aggregation)
+    ciphertext_sha256: str | None  # of the sealed copy, as its update or aggregation recorded it; None for the
+    #                                initial weights (round 0), which the task names by their plaintext hash only
     tx_id: str  # the ledger record the delivery relies on: the update's or the aggregation's transaction
 
 

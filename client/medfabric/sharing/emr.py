@@ -118,7 +118,7 @@ def put_record(session: Session, payload: Payload, *, publish: bool, record_id: 
             raise MedfabricError(f"record {record_id} already exists on {channel}")
     sealed = seal(payload.plaintext, aad=record_id.encode())
     service = session.data_service(session.domain.id)
-    _store(session, service, record_id, sealed)
+    store_sealed(session, service, record_id, sealed)
     entry = index_entry(session, record_id, payload, sealed)
     indexed: dict[str, dict[str, Any]] = {}
     for channel in channels:
@@ -130,7 +130,7 @@ def put_record(session: Session, payload: Payload, *, publish: bool, record_id: 
     return {"record_id": record_id, "entries": indexed}
 
 
-def _store(session: Session, service: DataServiceClient, record_id: str, sealed: SealedPayload) -> None:
+def store_sealed(session: Session, service: DataServiceClient, record_id: str, sealed: SealedPayload) -> None:
     """Wrap the data key for the domain's data service (checked to be the domain's) and store blob and key."""
     identity = service.identity()
     msp_id = session.domain.msp_id

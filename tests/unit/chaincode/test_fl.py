@@ -67,6 +67,7 @@ def submit(chain, domain: str, round_number: int = 1, creator=None, document=Non
 
 def aggregate(chain, round_number: int = 1, creator=A_DOCTOR, **changes):
     document = {"task_id": "task-1", "round": round_number, "global_sha256": f"{round_number:02d}" * 32,
+                "global_ciphertext_sha256": "99" * 32,
                 "updates": ["hospital-a", "hospital-b"], "aggregator": "fedavg", "accuracy": 0.9, "loss": 0.3,
                 **changes}
     return chain.invoke("fl:RecordAggregation", json.dumps(document), creator=creator)

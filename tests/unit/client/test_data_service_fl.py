@@ -77,7 +77,7 @@ def test_a_stored_update_other_than_the_recorded_one_is_named(running, users, up
 
     answer = fetch(running, users.other_reader)
 
-    assert_refused(answer, 409, f"the stored {UPDATE} is not the update recorded on the ledger")
+    assert_refused(answer, 409, f"the stored {UPDATE} is not the one recorded on the ledger")
     assert [(e.action, e.outcome) for e in running.audit.entries[-1:]] == [("deliver", "failure")]
 
 
