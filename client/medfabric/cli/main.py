@@ -18,6 +18,7 @@ from medfabric.bench.report import report as bench_report
 from medfabric.cli.audit import audit
 from medfabric.cli.context import CliContext, channel_option, emit, identity_options
 from medfabric.cli.emr import emr
+from medfabric.cli.fl import fl
 from medfabric.errors import MedfabricError
 from medfabric.gateway import GatewayError
 from medfabric.consortium.service_identity import SERVICE_USER
@@ -66,6 +67,7 @@ def cli(ctx: click.Context, topology: str | None) -> None:
 
 
 cli.add_command(emr)
+cli.add_command(fl)
 cli.add_command(audit)
 
 

@@ -328,3 +328,36 @@ def status(session: Session, task_id: str) -> dict[str, Any]:
                "contributors": {u["domain"]: u["n_samples"] for u in a["updates"]}}
               for a in fl_tasks(session).aggregations(task_id)]
     return {"task": task, "rounds": rounds}
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    round: int
+    accuracy: float
+    loss: float
+    completes: bool
+    seconds: float  # the whole round: every domain's training and record, then the aggregation
+
+
+def run(sessions: dict[str, Session], task_id: str, attacks: dict[str, str] | None = None,
+        on_round: Callable[[RoundReport], None] | None = None) -> list[RoundReport]:
+    """Every remaining round: each taking-part domain trains (through its own session), the publisher aggregates;
+    until the task completes. `sessions` holds a session of each domain, the publisher's included."""
+    task = find_task(next(iter(sessions.values())), task_id)
+    absent = sorted({*task["domains"], task["publisher_domain"]} - set(sessions))
+    if absent:
+        raise FlError(f"task {task_id} needs a session of {', '.join(absent)}")
+    reports = []
+    while task["status"] == "training":
+        started = time.perf_counter()
+        number = task["round"]
+        for domain in task["domains"]:
+            train(sessions[domain], task_id, (attacks or {}).get(domain), round_number=number)
+        aggregation = aggregate(sessions[task["publisher_domain"]], task_id)
+        report = RoundReport(number, aggregation["accuracy"], aggregation["loss"], aggregation["completes"],
+                             time.perf_counter() - started)
+        reports.append(report)
+        if on_round:
+            on_round(report)
+        task = {**task, "round": number + 1, "status": "complete" if report.completes else "training"}
+    return reports
