@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, TypeVar
 
-from medfabric.consortium.layout import PROJECT_ROOT, NetworkLayout
+from medfabric.consortium.layout import FL_DATA, PROJECT_ROOT, NetworkLayout
 from medfabric.consortium.topology import Channel, Orderer, Peer, Topology
 
 from . import crypto_material, render
@@ -266,7 +266,7 @@ def clean(layout: NetworkLayout) -> None:
 
 
 # What a build folder holds; `clean` deletes nothing that holds anything else.
-BUILD_FOLDER_ENTRIES = frozenset({"crypto", "config", "channel-artifacts", "chaincode", "data", "logs", "run"})
+BUILD_FOLDER_ENTRIES = frozenset({"crypto", "config", "channel-artifacts", "chaincode", "data", "logs", "run", FL_DATA})
 
 
 def check_deletable(layout: NetworkLayout) -> None:

@@ -83,7 +83,9 @@ def running_consortium(workdir: Path, base_port: int, public: dict | None = None
     finally:
         if network in _started:
             _started.remove(network)
-        _ops(["clean", "--topology", str(topology_file)], env, timeout=300)
+        cleaned = _ops(["clean", "--topology", str(topology_file)], env, timeout=300)
+        if cleaned.returncode != 0:  # a consortium left running would hold its ports for the next run
+            pytest.fail(f"`medfabric network clean` failed: {cleaned.stderr.strip()[-2000:]}", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -17,6 +17,9 @@ from medfabric.consortium.topology import Domain, Orderer, Peer
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
+FL_DATA = "fl-data"  # the domains' federated-learning data, generated like the rest
+
+
 def default_build_dir() -> Path:
     """build/network under the project, or $MEDFABRIC_BUILD_DIR."""
     env = os.environ.get("MEDFABRIC_BUILD_DIR")
@@ -90,6 +93,10 @@ class NetworkLayout:
 
     def orderer_tls_ca(self, domain: Domain) -> Path:
         return self.orderer_org(domain) / "tlsca" / f"tlsca.{domain.orderer_org_domain}-cert.pem"
+
+    def fl_data(self, domain_id: str) -> Path:
+        """A domain's federated-learning data folder (its training share; the publisher's test share below it)."""
+        return self.root / FL_DATA / domain_id
 
     # -- rendered configuration and channel artefacts ----------------------
     @property

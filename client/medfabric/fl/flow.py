@@ -22,7 +22,7 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.layout import FL_DATA, NetworkLayout
 from medfabric.crypto import canonical_json, seal
 from medfabric.data_service.client import DataServiceError
 from medfabric.data_service.delivery import DeliveryRejected, open_delivery
@@ -39,7 +39,6 @@ from medfabric.sharing.session import Session
 
 FL_USER = "researcher"  # each domain's participant: its per-task key is wrapped for this user's certificate
 INITIAL_LOCATION = "medfabric:zeros"  # the initial weights are zeros: anyone rebuilds them from the task
-FL_DATA = "fl-data"
 TEST_SHARE = "test"
 PROPAGATION_WAIT = 5.0  # seconds a record committed on another domain's peer may take to reach ours
 
@@ -63,7 +62,7 @@ class TaskSpec:
 
 def data_folder(layout: NetworkLayout, domain_id: str) -> Path:
     """Where a domain keeps its training share (and the publisher its test share, under test/)."""
-    return layout.root / FL_DATA / domain_id
+    return layout.fl_data(domain_id)
 
 
 def prepare_data(layout: NetworkLayout, domains: Sequence[str], publisher: str, seed: int = data.DEFAULT_SEED

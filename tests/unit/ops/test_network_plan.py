@@ -520,6 +520,7 @@ def test_clean_refuses_a_project_subfolder_or_a_folder_with_foreign_files(tmp_pa
     assert (sources / "module.py").exists() and (elsewhere / "thesis.tex").exists()
     (elsewhere / "thesis.tex").unlink()
     (elsewhere / "connection-hospital-a.json").write_text("{}")
+    NetworkLayout(elsewhere).fl_data("hospital-a").mkdir(parents=True)  # generated as well: FL training shares
     network.clean(NetworkLayout(elsewhere))
     assert not elsewhere.exists()
 
