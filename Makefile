@@ -20,11 +20,11 @@ ROUNDS ?=
 # Caliper (its runner is tested against the fake Gateway) and the Node baseline chaincode.
 NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode_node caliper caliper/baseline
 
-.PHONY: help setup venv node-deps baseline-deps bench-deps up down status logs clean demo test unit integration \
-	render bench bench-report
+.PHONY: help setup venv node-deps baseline-deps bench-deps up down status logs clean demo demo-fl test unit \
+	integration render bench bench-report
 
 help:
-	@echo "make demo | test | setup | up | down | status | logs | clean   (MODE=native|docker, PROFILE=NAME)"
+	@echo "make demo | demo-fl | test | setup | up | down | status | logs | clean   (MODE=native|docker, PROFILE=NAME)"
 	@echo "make bench [SUITE=default] [ROUNDS=N] [PROFILE=NAME] | bench-report"
 
 venv: $(VENV)/.installed
@@ -76,6 +76,17 @@ clean: venv
 
 demo: up
 	$(BIN)/medfabric --topology $(TOPOLOGY) demo
+
+# Federated learning on the running consortium: a task over every domain, all rounds, every aggregation re-run.
+FL_STARTED := $(shell date -u +%Y%m%dT%H%M%S)
+FL_TASK ?= demo-$(FL_STARTED)
+demo-fl: up
+	$(BIN)/medfabric --topology $(TOPOLOGY) fl task create --task-id $(FL_TASK) --rounds 30 --target-accuracy 0.99 \
+	  --domains $$($(BIN)/python -c "from medfabric.consortium.topology import load_topology as t; \
+	  print(','.join(d.id for d in t('$(TOPOLOGY)').domains))")
+	$(BIN)/medfabric --topology $(TOPOLOGY) fl run --task $(FL_TASK)
+	$(BIN)/medfabric --topology $(TOPOLOGY) fl verify --task $(FL_TASK)
+	$(BIN)/medfabric --topology $(TOPOLOGY) fl status --task $(FL_TASK) --plot build/fl-$(FL_TASK).png
 
 node-deps:
 	@command -v npm >/dev/null || { echo "npm not found: the Node-based checks will be skipped"; exit 0; }; \

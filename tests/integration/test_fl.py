@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from medfabric.consortium.connection import connect_as
 from medfabric.crypto import canonical_json
-from medfabric.fl import flow, task_keys
+from medfabric.fl import experiments, flow, task_keys
 from medfabric.fl.records import FlRecordId
 from medfabric.gateway import GatewayError
 from medfabric.sharing.session import Session
@@ -51,6 +51,9 @@ def test_a_task_reaches_its_target_and_every_aggregation_verifies(sessions):
     status = flow.status(sessions["hospital-b"], task["task_id"])
     assert status["task"]["status"] == "complete"
     assert [r["accuracy"] for r in status["rounds"]] == [r.accuracy for r in reports]
+    # through the ledger and the data services, the same bits as the same rounds in one process
+    in_process = experiments.curves(len(reports), domains=sorted(sessions))["accuracy"]["federated (fedavg)"]
+    assert [r.accuracy for r in reports] == in_process[1:]
 
 
 def stored_blob(layout, topology, domain_id: str, ciphertext_sha256: str):

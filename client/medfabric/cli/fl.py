@@ -171,8 +171,9 @@ def fl_status(obj: CliContext, task_id: str, plot: Path | None, domain: str | No
 
         plot_status(report, plot)
     task = report["task"]
-    lines = [f"task {task_id}: {task['status']}, round {min(task['round'], task['rounds'])} of {task['rounds']}, "
-             f"{task['aggregator']} over {', '.join(task['domains'])}"]
+    where = (f"complete after {len(report['rounds'])} of {task['rounds']} rounds" if task["status"] == "complete"
+             else f"training round {task['round']} of {task['rounds']}")
+    lines = [f"task {task_id}: {where}, {task['aggregator']} over {', '.join(task['domains'])}"]
     lines += [f"  round {r['round']:>3}: accuracy {r['accuracy']:.3f}  loss {r['loss']:.4f}  "
               + ", ".join(f"{d} n={n}" for d, n in r["contributors"].items()) for r in report["rounds"]]
     emit(report, as_json, "\n".join(lines))
@@ -199,3 +200,38 @@ def fl_verify(obj: CliContext, task_id: str, user: str, as_json: bool) -> None:
     emit({"task_id": task_id, "rounds": rows, "verified": not bad}, as_json, human)
     if bad:
         raise click.exceptions.Exit(1)
+
+
+@fl.command("compare")
+@click.option("--rounds", type=click.IntRange(1, 10_000), default=30, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write the curves (PNG).")
+@json_option
+def fl_compare(rounds: int, seed: int, plot: Path | None, as_json: bool) -> None:
+    """Federated against centralised training and each hospital alone, in one process (no ledger).
+
+    Example: medfabric fl compare --plot curves.png
+    """
+    from medfabric.fl import experiments
+
+    result = experiments.curves(rounds, seed=seed)
+    if plot:
+        experiments.plot_curves(result, plot)
+    lines = [f"{name:<24} " + " ".join(f"{value:.3f}" for value in accuracy[:: max(1, rounds // 10)])
+             + f"  final {accuracy[-1]:.3f}" for name, accuracy in result["accuracy"].items()]
+    emit(result, as_json, "\n".join([f"test accuracy every {max(1, rounds // 10)} rounds:", *lines]))
+
+
+@fl.command("poison")
+@click.option("--rounds", type=click.IntRange(1, 10_000), default=30, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@json_option
+def fl_poison(rounds: int, seed: int, as_json: bool) -> None:
+    """One hospital poisons its updates (scaled, flipped labels, inflated n_k): final accuracy per aggregator.
+
+    Example: medfabric fl poison
+    """
+    from medfabric.fl import experiments
+
+    result = experiments.poisoning(rounds, seed=seed)
+    emit(result, as_json, experiments.table_markdown(result))
