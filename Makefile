@@ -21,7 +21,7 @@ ROUNDS ?=
 NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode_node caliper caliper/baseline
 
 .PHONY: help setup venv node-deps baseline-deps bench-deps up down status logs clean demo demo-fl test unit \
-	integration render bench bench-report
+	integration render bench bench-fl bench-report
 
 help:
 	@echo "make demo | demo-fl | test | setup | up | down | status | logs | clean   (MODE=native|docker, PROFILE=NAME)"
@@ -58,6 +58,10 @@ bench-deps:
 # Caliper on the running consortium (make up first); results in build/bench/<UTC time>-<SUITE>/.
 bench: venv bench-deps
 	$(OPS) bench --topology $(TOPOLOGY) --suite $(SUITE) $(if $(ROUNDS),--rounds $(ROUNDS)) $(PROFILE_FLAG)
+
+# Federated learning's ledger cost per round on the running consortium (make up PROFILE=low-latency first).
+bench-fl: venv
+	$(BIN)/medfabric --topology $(TOPOLOGY) fl bench $(if $(ROUNDS),--rounds $(ROUNDS))
 
 bench-report: venv
 	$(BIN)/medfabric bench report

@@ -235,3 +235,57 @@ def fl_poison(rounds: int, seed: int, as_json: bool) -> None:
 
     result = experiments.poisoning(rounds, seed=seed)
     emit(result, as_json, experiments.table_markdown(result))
+
+
+@fl.command("bench")
+@click.option("--rounds", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the JSON result (default: build/bench/<UTC time>-fl).")
+@user_option
+@json_option
+@click.pass_obj
+def fl_bench(obj: CliContext, rounds: int, out: Path | None, user: str, as_json: bool) -> None:
+    """Ledger cost per round on the running consortium: ROUNDS rounds over every domain, each phase timed.
+
+    A phase of the domains' training is the slowest domain's (they train at once). Run it on the profile to
+    measure: make up PROFILE=low-latency, then make bench-fl.
+    Example: medfabric fl bench --rounds 10
+    """
+    import json
+    import statistics
+
+    domains = [d.id for d in obj.topology.domains]
+    task_id = f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    if any(not (flow.data_folder(obj.layout, d) / SHARE_FILE).is_file() for d in domains) or \
+            not (flow.data_folder(obj.layout, domains[0]) / flow.TEST_SHARE / SHARE_FILE).is_file():
+        flow.prepare_data(obj.layout, domains, domains[0])
+    with ExitStack() as stack:
+        sessions = {d: stack.enter_context(obj.session(d, user)) for d in domains}
+        flow.create_task(sessions[domains[0]], flow.TaskSpec(task_id, domains, rounds, target_accuracy=1.0))
+        reports = flow.run(sessions, task_id)
+    phases = sorted(reports[0].phases)
+    median = {name: statistics.median(r.phases[name] for r in reports) for name in phases}
+    ledger = statistics.median(r.seconds - r.phases["train.train"] - r.phases["aggregate.aggregate"]
+                               for r in reports)
+    result = {"task_id": task_id, "rounds": len(reports), "domains": domains,
+              "tuning": _channels_profile(obj), "round_seconds_median": statistics.median(r.seconds for r in reports),
+              "ledger_seconds_median": ledger, "phase_seconds_median": median,
+              "per_round": [r.__dict__ for r in reports]}
+    folder = out or obj.layout.root.parent / "bench" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-fl"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fl-round-cost.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    lines = [f"{len(reports)} rounds over {', '.join(domains)} (profile {result['tuning']}): "
+             f"median {result['round_seconds_median']:.3f} s per round, of which ledger and data services "
+             f"{ledger:.3f} s", *(f"  {name:<20} {value * 1000:8.1f} ms" for name, value in median.items()),
+             f"written to {folder / 'fl-round-cost.json'}"]
+    emit(result, as_json, "\n".join(lines))
+
+
+def _channels_profile(obj: CliContext) -> str:
+    """The tuning profile the running consortium's channels were created with (`up` records it)."""
+    import json
+
+    try:
+        return json.loads(obj.layout.tuning_record.read_text())["profile"]
+    except (OSError, ValueError, KeyError):
+        return "unknown"

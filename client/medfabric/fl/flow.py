@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -217,15 +218,17 @@ def _fetch_weights(session: Session, owner_domain: str, entry: dict[str, Any], r
 
 
 def fetch_updates(session: Session, task: dict[str, Any], updates: Sequence[dict[str, Any]]) -> list[ModelUpdate]:
-    """Each recorded update fetched from its domain's data service, checked against the ledger."""
-    fetched = []
-    for update in sorted(updates, key=lambda u: u["domain"]):
+    """Each recorded update fetched from its domain's data service (all at once), checked against the ledger."""
+    def fetch(update: dict[str, Any]) -> ModelUpdate:
         record_id = str(FlRecordId(task["task_id"], update["round"], update["domain"]))
         entry = {"record_id": record_id, "ciphertext_sha256": update["ciphertext_sha256"],
                  "plaintext_sha256": update["weights_sha256"], "owner_msp": update["owner_msp"]}
         values = _fetch_weights(session, update["domain"], entry, update["tx_id"], "update")
-        fetched.append(ModelUpdate(update["domain"], values, update["n_samples"]))
-    return fetched
+        return ModelUpdate(update["domain"], values, update["n_samples"])
+
+    ordered = sorted(updates, key=lambda u: u["domain"])
+    with ThreadPoolExecutor(max_workers=max(1, len(ordered))) as pool:
+        return list(pool.map(fetch, ordered))
 
 
 def aggregate(session: Session, task_id: str, partial: bool = False) -> dict[str, Any]:
@@ -335,7 +338,8 @@ class RoundReport:
     accuracy: float
     loss: float
     completes: bool
-    seconds: float  # the whole round: every domain's training and record, then the aggregation
+    seconds: float  # the whole round: the domains' training and records (at once), then the aggregation
+    phases: dict[str, float]  # train.fetch/train/record: the slowest domain's; aggregate.fetch/aggregate/record
 
 
 def run(sessions: dict[str, Session], task_id: str, attacks: dict[str, str] | None = None,
@@ -350,11 +354,15 @@ def run(sessions: dict[str, Session], task_id: str, attacks: dict[str, str] | No
     while task["status"] == "training":
         started = time.perf_counter()
         number = task["round"]
-        for domain in task["domains"]:
-            train(sessions[domain], task_id, (attacks or {}).get(domain), round_number=number)
+        # the hospitals train at once, as they would, each through its own session
+        with ThreadPoolExecutor(max_workers=len(task["domains"])) as pool:
+            updates = list(pool.map(lambda domain: train(sessions[domain], task_id, (attacks or {}).get(domain),
+                                                         round_number=number), task["domains"]))
         aggregation = aggregate(sessions[task["publisher_domain"]], task_id)
+        phases = {f"train.{name}": max(u["seconds"][name] for u in updates) for name in updates[0]["seconds"]}
+        phases |= {f"aggregate.{name}": value for name, value in aggregation["seconds"].items()}
         report = RoundReport(number, aggregation["accuracy"], aggregation["loss"], aggregation["completes"],
-                             time.perf_counter() - started)
+                             time.perf_counter() - started, phases)
         reports.append(report)
         if on_round:
             on_round(report)
