@@ -123,6 +123,18 @@ def find_task(session: Session, task_id: str) -> dict[str, Any]:
         raise
 
 
+def task_at_round(session: Session, task_id: str, round_number: int) -> dict[str, Any]:
+    """The task once this session's peer has it at `round_number` (it may be a block behind the aggregation before
+    it); FlError when it is at another round."""
+    task = find_task(session, task_id)
+    if task["round"] < round_number and task["status"] == "training":
+        task = awaited(lambda: (t if (t := find_task(session, task_id))["round"] >= round_number else None),
+                       PROPAGATION_WAIT) or task
+    if task["round"] != round_number:
+        raise FlError(f"task {task_id} is at round {task['round']}, not {round_number}")
+    return task
+
+
 def scaler_of(task: dict[str, Any]) -> model.Scaler:
     return model.Scaler(tuple(task["scaler_mean"]), tuple(task["scaler_scale"]))
 
@@ -134,12 +146,7 @@ def train(session: Session, task_id: str, attack: str | None = None, round_numbe
     meant, waited for while this peer catches up with the aggregation before it. `attack` poisons the update
     (medfabric.fl.training.ATTACKS), for experiments."""
     started = time.perf_counter()
-    task = find_task(session, task_id)
-    if round_number is not None and task["round"] < round_number and task["status"] == "training":
-        task = awaited(lambda: (t if (t := find_task(session, task_id))["round"] >= round_number else None),
-                       PROPAGATION_WAIT) or task
-        if task["round"] != round_number:
-            raise FlError(f"task {task_id} is at round {task['round']}, not {round_number}")
+    task = find_task(session, task_id) if round_number is None else task_at_round(session, task_id, round_number)
     domain = session.domain.id
     if task["status"] != "training":
         raise FlError(f"task {task_id} is complete")
@@ -149,30 +156,40 @@ def train(session: Session, task_id: str, attack: str | None = None, round_numbe
     tasks = fl_tasks(session)
     if any(update["domain"] == domain for update in tasks.updates(task_id, number)):
         raise FlError(f"{domain} already submitted its update for round {number} of task {task_id}")
-    signing_key = task_keys.unwrapped(tasks.task_key(task_id, domain), session.credentials)
     current = global_weights(session, task, number - 1)
     share = data.load_share(data_folder(session.layout, domain))
     fetched = time.perf_counter()
     result = local_round(domain, share, scaler_of(task), current, task["learning_rate"], task["epochs"], attack)
     trained = time.perf_counter()
+    update = record_update(session, task, number, result.update.weights, result.update.n_samples, result.loss,
+                           result.accuracy)
+    done = time.perf_counter()
+    return {**update, "seconds": {"fetch": fetched - started, "train": trained - fetched, "record": done - trained}}
+
+
+def record_update(session: Session, task: dict[str, Any], number: int, trained: np.ndarray, n_samples: int,
+                  loss: float, accuracy: float) -> dict[str, Any]:
+    """The session's domain's update of round `number`: sealed into its data service, signed with its per-task
+    key, recorded; the stored copy erased again when the record fails. Returns the recorded update."""
+    task_id, domain = task["task_id"], session.domain.id
+    tasks = fl_tasks(session)
+    signing_key = task_keys.unwrapped(tasks.task_key(task_id, domain), session.credentials)
     record_id = str(FlRecordId(task_id, number, domain))
-    plaintext = weights.to_bytes(result.update.weights)
+    plaintext = weights.to_bytes(trained)
     sealed = seal(plaintext, aad=record_id.encode())
     service = session.data_service(domain)
     store_sealed(session, service, record_id, sealed)
     document = {"task_id": task_id, "round": number, "domain": domain,
                 "weights_sha256": hashlib.sha256(plaintext).hexdigest(), "ciphertext_sha256": sealed.ciphertext_sha256,
-                "location": f"medfabric://{domain}/{record_id}", "n_samples": result.update.n_samples,
-                "loss": result.loss, "accuracy": result.accuracy}
+                "location": f"medfabric://{domain}/{record_id}", "n_samples": n_samples, "loss": float(loss),
+                "accuracy": float(accuracy)}
     signature = signing_key.sign(canonical_json(document), ec.ECDSA(hashes.SHA256()))
     try:
-        update = tasks.submit_update({**document, "signature": base64.b64encode(signature).decode()})
+        return tasks.submit_update({**document, "signature": base64.b64encode(signature).decode()})
     except GatewayError as error:
         _erase(session, service, record_id)
         raise FlError(f"recording the update of {domain} for round {number} failed ({error}); its stored copy "
                       "was erased") from None
-    done = time.perf_counter()
-    return {**update, "seconds": {"fetch": fetched - started, "train": trained - fetched, "record": done - trained}}
 
 
 def _erase(session: Session, service, record_id: str) -> None:
@@ -234,6 +251,11 @@ def fetch_updates(session: Session, task: dict[str, Any], updates: Sequence[dict
 def aggregate(session: Session, task_id: str, partial: bool = False) -> dict[str, Any]:
     """Aggregate the current round as the task's publisher: fetch and check every recorded update, combine them,
     evaluate on the held-out test share, store the global weights, record the aggregation."""
+    return aggregate_round(session, task_id, partial)[0]
+
+
+def aggregate_round(session: Session, task_id: str, partial: bool = False) -> tuple[dict[str, Any], np.ndarray]:
+    """aggregate(), and the new global weights."""
     started = time.perf_counter()
     task = find_task(session, task_id)
     if session.domain.id != task["publisher_domain"]:
@@ -279,7 +301,7 @@ def aggregate(session: Session, task_id: str, partial: bool = False) -> dict[str
                       "were erased") from None
     done = time.perf_counter()
     return {**aggregation, "seconds": {"fetch": fetched - started, "aggregate": aggregated - fetched,
-                                       "record": done - aggregated}}
+                                       "record": done - aggregated}}, combined
 
 
 @dataclass(frozen=True)
