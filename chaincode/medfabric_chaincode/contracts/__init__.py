@@ -3,7 +3,8 @@
 from .access_log import AccessLogContract
 from .anchor import AnchorContract
 from .consent import ConsentContract
+from .decoy import DecoyContract
 from .emr_index import EmrIndexContract
 from .fl import FlContract
 
-ALL_CONTRACTS = [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract, FlContract]
+ALL_CONTRACTS = [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract, FlContract, DecoyContract]

@@ -11,6 +11,7 @@ from medfabric_chaincode.contracts.access_log import AccessLogContract
 from medfabric_chaincode.contracts.anchor import AnchorContract
 from medfabric_chaincode.contracts.consent import ConsentContract
 from medfabric_chaincode.contracts.emr_index import EmrIndexContract
+from medfabric_chaincode.contracts.decoy import DecoyContract
 from medfabric_chaincode.contracts.fl import FlContract
 
 from .actors import A_DOCTOR, B_DOCTOR, C_DOCTOR, actor_id, at, caller, ok, put_record, researcher, stamp
@@ -51,14 +52,16 @@ def log_entry(chain, result) -> dict:
 
 
 def test_contracts_in_the_chaincode():
-    assert ALL_CONTRACTS == [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract, FlContract]
-    assert [contract.name for contract in ALL_CONTRACTS] == ["emr_index", "consent", "access_log", "anchor", "fl"]
+    assert ALL_CONTRACTS == [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract, FlContract,
+                             DecoyContract]
+    assert [contract.name for contract in ALL_CONTRACTS] == ["emr_index", "consent", "access_log", "anchor", "fl",
+                                                             "decoy"]
 
 
 def test_metadata_describes_every_contract(chain):
     metadata = ok(chain.invoke("org.hyperledger.fabric:GetMetadata"))
 
-    assert sorted(metadata["contracts"]) == ["access_log", "anchor", "consent", "emr_index", "fl"]
+    assert sorted(metadata["contracts"]) == ["access_log", "anchor", "consent", "decoy", "emr_index", "fl"]
     assert {"ConsentGrant", "AccessDecision", "LogEntry", "LogAnchor", "EmrRecord"} <= set(metadata["components"]["schemas"])
 
 
