@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from medfabric.consortium.layout import NetworkLayout
-from medfabric.consortium.service_identity import SERVICE_USER
+from medfabric.consortium.service_identity import SERVING_USERS
 from medfabric.consortium.topology import Domain, Topology
 
 VALIDITY = timedelta(days=3650)
@@ -70,6 +70,11 @@ class _Member:
     @property
     def is_node(self) -> bool:
         return self.role in ("peer", "orderer")
+
+    @property
+    def serves(self) -> bool:
+        """A node, or a user that runs a server (the data service, the diagnosis server): a TLS server certificate."""
+        return self.is_node or (self.attributes or {}).get("hf.EnrollmentID") in SERVING_USERS
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def _peer_org(layout: NetworkLayout, domain: Domain) -> _Org:
     peers = [_Member(layout.peer_dir(domain, peer), peer.host_name, "peer") for peer in domain.peers]
     users = [_user(layout.user_dir(domain, "Admin"), domain, domain.org_domain, "Admin")]
     users += [_user(layout.user_dir(domain, user), domain, domain.org_domain, user)
-              for user in (*domain.users, SERVICE_USER)]
+              for user in (*domain.users, *SERVING_USERS)]
     return _Org(layout.peer_org(domain), domain.org_domain, (*peers, *users))
 
 
@@ -214,16 +219,16 @@ def _write_member(folder: Path, member: _Member, org_domain: str, authorities: _
     _write_certificate(msp / "signcerts" / f"{member.common_name}-cert.pem", certificate)
 
     tls_key = ec.generate_private_key(ec.SECP256R1())
-    usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if member.is_node else \
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if member.serves else \
         [ExtendedKeyUsageOID.CLIENT_AUTH]
     extensions = [_key_usage("digital_signature", "key_encipherment"), x509.ExtendedKeyUsage(usages)]
-    if member.is_node:
+    if member.serves:
         extensions.append(x509.SubjectAlternativeName([
             x509.DNSName(member.common_name), x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         ]))
     tls_certificate = _issue(authorities.tlsca, _name(org_domain, member.common_name), tls_key, extensions)
-    side = "server" if member.is_node else "client"
+    side = "server" if member.serves else "client"
     _write_certificate(folder / "tls" / "ca.crt", authorities.tlsca.certificate)
     _write_certificate(folder / "tls" / f"{side}.crt", tls_certificate)
     _write_key(folder / "tls" / f"{side}.key", tls_key)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from click.testing import CliRunner
+from ..cli_runner import cli_runner
 
 from medfabric.sharing import audit
 from medfabric.cli.main import cli
@@ -689,7 +689,7 @@ def test_audit_verify_passes_on_the_ledger_and_names_the_period_of_an_entry_alte
         assert mismatch["found"]["count"] == expected_count, how
 
     monkeypatch.setenv("MEDFABRIC_BUILD_DIR", str(live.layout.root))
-    result = CliRunner().invoke(cli, ["--topology", str(live.topology.source), "audit", "verify",
+    result = cli_runner().invoke(cli, ["--topology", str(live.topology.source), "audit", "verify",
                                       "--domain", live.owner.id, "--as", "doctor"])
     assert result.exit_code == 1, result.output
     [line] = result.stderr.strip().splitlines()

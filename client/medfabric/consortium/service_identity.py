@@ -16,6 +16,10 @@ from medfabric.consortium.topology import Topology
 # Each domain's data service acts as this user of the domain (medfabric.role "data-service"), made beside Admin and
 # the topology's users: never the domain Admin, whose key could change the channels.
 SERVICE_USER = "data-service"
+# The diagnosis server's user (medfabric.role "diagnosis"): it answers decoy challenges for its domain.
+DIAGNOSIS_USER = "diagnosis"
+# The users that serve HTTPS: beside their enrollment certificate, a TLS server certificate for 127.0.0.1.
+SERVING_USERS = (SERVICE_USER, DIAGNOSIS_USER)
 
 
 @dataclass(frozen=True)

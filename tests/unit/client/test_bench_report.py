@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from ...cli_runner import cli_runner
 
 from medfabric.bench import report as bench_report
 from medfabric.bench.report import ReportError, load_results, results_table, write_plots
@@ -119,7 +119,7 @@ def test_the_table_has_a_row_per_round_with_the_figures(run_dir):
 
 
 def test_the_command_prints_the_table_and_writes_the_plots_into_the_run(run_dir):
-    result = CliRunner().invoke(cli, ["bench", "report", "--run", str(run_dir)])
+    result = cli_runner().invoke(cli, ["bench", "report", "--run", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert "put-baseline-local" in result.stdout and "baseline" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == (
@@ -133,7 +133,7 @@ def test_the_command_reads_the_latest_run_by_default_and_answers_json(run_dir, t
     os.symlink(run_dir.name, bench_dir / "latest")
     out = tmp_path / "plots"
     monkeypatch.setenv("MEDFABRIC_BENCH_DIR", str(bench_dir))
-    result = CliRunner().invoke(cli, ["bench", "report", "--json", "--out", str(out)])
+    result = cli_runner().invoke(cli, ["bench", "report", "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert answer["run"] == str(run_dir) and answer["results"] == RESULTS
@@ -146,7 +146,7 @@ def test_the_latest_run_is_found_beside_the_build_folder(run_dir, monkeypatch):
     build = run_dir.parent.parent / "network"
     monkeypatch.setenv("MEDFABRIC_BUILD_DIR", str(build))
     os.symlink(run_dir.name, run_dir.parent / "latest")
-    result = CliRunner().invoke(cli, ["bench", "report", "--json"])
+    result = cli_runner().invoke(cli, ["bench", "report", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["run"] == str(run_dir)
 
@@ -161,12 +161,12 @@ def one_line_error(result) -> str:
 
 def test_no_run_yet_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDFABRIC_BENCH_DIR", str(tmp_path / "nothing"))
-    line = one_line_error(CliRunner().invoke(cli, ["bench", "report"]))
+    line = one_line_error(cli_runner().invoke(cli, ["bench", "report"]))
     assert line == f"error: no benchmark run in {tmp_path / 'nothing'} (run `make bench` first)"
 
 
 def test_a_folder_without_results_is_a_one_line_error(tmp_path):
-    line = one_line_error(CliRunner().invoke(cli, ["bench", "report", "--run", str(tmp_path)]))
+    line = one_line_error(cli_runner().invoke(cli, ["bench", "report", "--run", str(tmp_path)]))
     assert line == f"error: no results.json in {tmp_path} (is it a benchmark run folder?)"
 
 
@@ -180,7 +180,7 @@ def test_a_folder_without_results_is_a_one_line_error(tmp_path):
 ])
 def test_a_garbled_results_file_is_a_one_line_error(tmp_path, content, problem):
     (tmp_path / "results.json").write_text(content)
-    line = one_line_error(CliRunner().invoke(cli, ["bench", "report", "--run", str(tmp_path)]))
+    line = one_line_error(cli_runner().invoke(cli, ["bench", "report", "--run", str(tmp_path)]))
     assert line.startswith(f"error: {tmp_path / 'results.json'}") and problem in line
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from ...cli_runner import cli_runner
 
 from medfabric.cli.main import _load_plugins, cli, one_line
 from medfabric.gateway import ErrorDetail, GatewayError
@@ -17,7 +17,7 @@ def run(tmp_path, monkeypatch):
     _load_plugins()
 
     def invoke(*args: str):
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        return cli_runner().invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
 

@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from click.testing import CliRunner
+from ...cli_runner import cli_runner
 
 from medfabric.sharing import audit
 from medfabric.cli.main import cli
@@ -31,7 +31,7 @@ def medfabric(consortium, monkeypatch):
     monkeypatch.setattr(audit, "SETTLE", timedelta(0))  # the fake commits at once: nothing left to settle
 
     def run(*args: str):
-        return CliRunner().invoke(cli, ["--topology", str(consortium.topology_file), *args], catch_exceptions=False)
+        return cli_runner().invoke(cli, ["--topology", str(consortium.topology_file), *args], catch_exceptions=False)
 
     return run
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from ...cli_runner import cli_runner
 
 from medfabric.consortium.layout import NetworkLayout, latest_bench_run
 from medfabric.bench.loadtest import percentile
@@ -555,7 +555,7 @@ def cli_env(tmp_path, monkeypatch, workspace):
 
 def test_bench_json_prints_the_results(cli_env, monkeypatch):
     fake_caliper(monkeypatch)
-    result = CliRunner().invoke(cli.network, ["bench", "--suite", "smoke", "--json"])
+    result = cli_runner().invoke(cli.network, ["bench", "--suite", "smoke", "--json"])
     assert result.exit_code == 0, result.output
     results = json.loads(result.stdout)
     assert results["passed"] and [r["label"] for r in results["rounds"]] == ["put-local", "put-baseline-public"]
@@ -564,7 +564,7 @@ def test_bench_json_prints_the_results(cli_env, monkeypatch):
 
 def test_bench_prints_a_line_per_round_then_where_the_results_are(cli_env, monkeypatch):
     fake_caliper(monkeypatch, rounds=[{"label": "put-local", "ok": 20}])
-    result = CliRunner().invoke(cli.network, ["bench", "--suite", "smoke", "--rounds", "1"])
+    result = cli_runner().invoke(cli.network, ["bench", "--suite", "smoke", "--rounds", "1"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("round 0 put-local [local]: 20/20 ok") and len(lines) == 2
@@ -574,7 +574,7 @@ def test_bench_prints_a_line_per_round_then_where_the_results_are(cli_env, monke
 def test_a_failed_run_exits_1_with_one_line_after_the_results(cli_env, monkeypatch):
     fake_caliper(monkeypatch, rounds=[{"label": "put-local", "failed": 20, "error": "invalid entry"},
                                       {"label": "put-baseline-public", "ok": 1}])
-    result = CliRunner().invoke(cli.network, ["bench", "--suite", "smoke", "--json"])
+    result = cli_runner().invoke(cli.network, ["bench", "--suite", "smoke", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["passed"] is False
     assert result.stderr.splitlines()[-1] == (
@@ -585,7 +585,7 @@ def test_bench_with_a_profile_the_consortium_does_not_run_is_a_one_line_error(cl
     layout = NetworkLayout(cli_env / "build" / "network")
     layout.tuning_record.parent.mkdir(parents=True)
     layout.tuning_record.write_text(json.dumps({"profile": "default", "channels": {}}))
-    result = CliRunner().invoke(cli.network, ["bench", "--suite", "smoke", "--profile", "low-latency"])
+    result = cli_runner().invoke(cli.network, ["bench", "--suite", "smoke", "--profile", "low-latency"])
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "error: the consortium runs profile 'default', not 'low-latency': `make clean` and "

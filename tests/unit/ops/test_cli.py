@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from ...cli_runner import cli_runner
 
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import DEFAULT_TOPOLOGY
@@ -46,7 +46,7 @@ def release(tmp_path, fabric_defaults) -> Path:
 
 
 def invoke(*args: str, env: dict | None = None):
-    return CliRunner().invoke(cli.network, list(args), env=env)
+    return cli_runner().invoke(cli.network, list(args), env=env)
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -151,7 +151,7 @@ def test_the_medfabric_command_runs_the_group_as_its_network_plugin(build_dir, t
     monkeypatch.setattr(client_cli.cli, "commands", dict(client_cli.cli.commands))
     client_cli._load_plugins()
     assert client_cli.cli.commands["network"] is cli.network
-    result = CliRunner().invoke(client_cli.cli, ["network", "status", "--topology", str(tmp_path / "nope.yaml")])
+    result = cli_runner().invoke(client_cli.cli, ["network", "status", "--topology", str(tmp_path / "nope.yaml")])
     assert_one_line_error(result, "topology file not found")
 
 

@@ -147,7 +147,8 @@ def test_nodes_have_an_enrollment_certificate_and_a_tls_server_certificate(topol
 def test_users_carry_their_node_ou_and_fabric_ca_attributes(topology, generated):
     for domain in topology.domains:
         ca, tlsca = authorities(generated.peer_org(domain), domain.org_domain)
-        for user, role in [("Admin", "admin"), *((u, u) for u in domain.users), ("data-service", "data-service")]:
+        serving = [("data-service", "data-service"), ("diagnosis", "diagnosis")]
+        for user, role in [("Admin", "admin"), *((u, u) for u in domain.users), *serving]:
             msp = generated.user_msp(domain, user)
             signcert = certificate(msp / "signcerts" / f"{user}@{domain.org_domain}-cert.pem")
             assert_issued_by(signcert, ca)
@@ -158,6 +159,15 @@ def test_users_carry_their_node_ou_and_fabric_ca_attributes(topology, generated)
             assert attributes == {"attrs": {"hf.EnrollmentID": user, "hf.Type": "client",
                                             "medfabric.role": role, "medfabric.domain": domain.id}}
             tls = generated.user_dir(domain, user) / "tls"
+            if (user, role) in serving:  # it runs an HTTPS server on 127.0.0.1
+                served = certificate(tls / "server.crt")
+                assert_issued_by(served, tlsca)
+                assert list(extension(served, x509.ExtendedKeyUsage)) == [ExtendedKeyUsageOID.SERVER_AUTH,
+                                                                          ExtendedKeyUsageOID.CLIENT_AUTH]
+                assert ipaddress.ip_address("127.0.0.1") in extension(served, x509.SubjectAlternativeName) \
+                    .get_values_for_type(x509.IPAddress)
+                assert_key_pair(tls / "server.key", served)
+                continue
             client = certificate(tls / "client.crt")
             assert_issued_by(client, tlsca)
             assert list(extension(client, x509.ExtendedKeyUsage)) == [ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -222,7 +232,7 @@ def test_a_new_user_and_peer_are_added_under_the_existing_cas_leaving_the_rest_a
 
 def test_an_interrupted_run_leaves_nothing_half_written(topology, layout, monkeypatch, tmp_path):
     issue = crypto_material._issue
-    successes_left = [13]  # the peer org of hospital-a takes 12 certificates, then its orderer org starts
+    successes_left = [15]  # the peer org of hospital-a takes 14 certificates, then its orderer org starts
 
     def interrupted_issue(*args, **kwargs):
         if successes_left[0] == 0:
