@@ -17,6 +17,7 @@ import click
 from medfabric.bench.report import report as bench_report
 from medfabric.cli.audit import audit
 from medfabric.cli.context import CliContext, channel_option, emit, identity_options
+from medfabric.cli.diagnose import diagnose
 from medfabric.cli.emr import emr
 from medfabric.cli.fl import fl
 from medfabric.errors import MedfabricError
@@ -68,6 +69,7 @@ def cli(ctx: click.Context, topology: str | None) -> None:
 
 cli.add_command(emr)
 cli.add_command(fl)
+cli.add_command(diagnose)
 cli.add_command(audit)
 
 

@@ -10,7 +10,7 @@ from medfabric.errors import MedfabricError
 from medfabric.gateway import Gateway, connect
 from medfabric.gateway.identity import load_msp_identity
 from medfabric.consortium.layout import NetworkLayout
-from medfabric.consortium.service_identity import SERVICE_USER
+from medfabric.consortium.service_identity import SERVING_USERS
 from medfabric.consortium.topology import Topology, load_topology
 
 
@@ -32,8 +32,8 @@ def connect_as(
         if not matches:
             raise MedfabricError(f"domain {domain_id} has no peer '{peer_name}'")
         peer = matches[0]
-    if user not in ("Admin", SERVICE_USER) and user not in domain.users:
-        known = ", ".join(("Admin", *domain.users, SERVICE_USER))
+    if user not in ("Admin", *SERVING_USERS) and user not in domain.users:
+        known = ", ".join(("Admin", *domain.users, *SERVING_USERS))
         raise MedfabricError(f"domain {domain_id} has no user '{user}' (known: {known})")
     msp_dir = layout.user_msp(domain, user)
     if not msp_dir.is_dir():
