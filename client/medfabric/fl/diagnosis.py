@@ -125,8 +125,10 @@ def create_app(diagnoser: Diagnoser, challenges: DecoyChallenges | None, answeri
         try:
             document = json.loads(body)
             inputs = parse_inputs(document, diagnoser.features)
-        except ValueError as error:  # DiagnosisError is one too
-            return _error(400, str(error).splitlines()[0] if str(error) else "the body is not JSON")
+        except DiagnosisError as error:
+            return _error(400, str(error))
+        except ValueError:
+            return _error(400, "the body is not JSON")
         answers = answering(diagnoser, inputs)
         reply = {"answers": answers, "model_sha256": diagnoser.model_sha256,
                  "inputs_sha256": inputs_sha256(document["inputs"])}
