@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import uvicorn
 
-from medfabric.consortium.connection import connect_as
 from medfabric.consortium.service_identity import DIAGNOSIS_USER
 from medfabric.fl import data, flow
 from medfabric.fl.challenges import DecoyChallenges, DecoyCheckError, check
 from medfabric.fl.diagnosis import create_app, honest, load_diagnoser, random_answers, tls_files
 from medfabric.sharing.session import Session
+
+from .fl_sessions import participants, session_of
 
 pytestmark = pytest.mark.integration
 
@@ -29,19 +30,15 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def world(consortium):
     """A completed task, the diagnosis user of its publisher and a doctor of another domain."""
-    topology, layout, _env = consortium
-    domains = [domain.id for domain in topology.domains]
-    flow.prepare_data(layout, domains, domains[0])
+    _topology, layout, _env = consortium
     with ExitStack() as stack:
-        def session(domain: str, user: str) -> Session:
-            gateway = stack.enter_context(connect_as(domain, user, topology=topology, layout=layout))
-            return Session(topology, layout, topology.domain(domain), user, gateway)
-
-        researchers = {d: session(d, flow.FL_USER) for d in domains}
+        researchers = participants(consortium, stack)
+        domains = list(researchers)
         task = flow.create_task(researchers[domains[0]], flow.TaskSpec(f"dx-{time.time_ns()}", domains,
                                                                        rounds=5, target_accuracy=0.95))
         flow.run(researchers, task["task_id"])
-        yield {"task": task, "server": session(domains[0], DIAGNOSIS_USER), "checker": session(domains[1], "doctor"),
+        yield {"task": task, "server": session_of(consortium, stack, domains[0], DIAGNOSIS_USER),
+               "checker": session_of(consortium, stack, domains[1], "doctor"),
                "test": data.load_share(flow.data_folder(layout, domains[0]) / flow.TEST_SHARE),
                "pool": data.load_share(flow.data_folder(layout, domains[1]))}
 

@@ -12,12 +12,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from medfabric.consortium.connection import connect_as
 from medfabric.crypto import canonical_json
 from medfabric.fl import experiments, flow, task_keys
 from medfabric.fl.records import FlRecordId
 from medfabric.gateway import GatewayError
-from medfabric.sharing.session import Session
+
+from .fl_sessions import participants
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +25,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def sessions(consortium):
     """A researcher session of every domain, with each domain's share of the data in its folder."""
-    topology, layout, _env = consortium
-    domains = [domain.id for domain in topology.domains]
-    flow.prepare_data(layout, domains, domains[0])
     with ExitStack() as stack:
-        yield {domain: Session(topology, layout, topology.domain(domain), flow.FL_USER,
-                               stack.enter_context(connect_as(domain, flow.FL_USER, topology=topology, layout=layout)))
-               for domain in domains}
+        yield participants(consortium, stack)
 
 
 def new_task(sessions, **changes) -> dict:

@@ -13,10 +13,10 @@ import pytest
 from flwr.client import NumPyClient, start_client
 from flwr.server import ServerConfig, start_server
 
-from medfabric.consortium.connection import connect_as
 from medfabric.fl import data, flow
 from medfabric.fl.flower import LedgerClient, LedgerStrategy
-from medfabric.sharing.session import Session
+
+from .fl_sessions import participants
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +62,10 @@ def wait_for_port(port: int, seconds: float = 30) -> None:
 
 
 def test_flowers_own_loop_records_every_round_on_the_ledger(consortium):
-    topology, layout, _env = consortium
-    domains = [domain.id for domain in topology.domains]
-    flow.prepare_data(layout, domains, domains[0])
+    _topology, layout, _env = consortium
     with ExitStack() as stack:
-        sessions = {d: Session(topology, layout, topology.domain(d), flow.FL_USER,
-                               stack.enter_context(connect_as(d, flow.FL_USER, topology=topology, layout=layout)))
-                    for d in domains}
+        sessions = participants(consortium, stack)
+        domains = list(sessions)
         task = flow.create_task(sessions[domains[0]], flow.TaskSpec(f"flower-{time.time_ns()}", domains, rounds=12,
                                                                     target_accuracy=0.99))
         scaler = flow.scaler_of(task)
