@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from ..cli_runner import cli_runner
 
 from medfabric.sharing import audit
 from medfabric.cli.main import cli
@@ -51,6 +50,8 @@ from medfabric.sharing.synthetic import generate_patient_bundle
 from medfabric.consortium.topology import Domain, Topology
 from medfabric_ops.data_services import data_service_name, identity_url, start_data_service
 from medfabric_ops.process import Supervisor, http_ok
+
+from ..cli_runner import cli_runner
 
 TEST_TIME_LIMIT_S = 300  # each test's own time, the consortium's start excluded
 VISIBLE_WITHIN_S = 30  # for a committed write to reach the other peers, or a log entry to show

@@ -10,11 +10,12 @@ import struct
 from pathlib import Path
 
 import pytest
-from ...cli_runner import cli_runner
 
 from medfabric.bench import report as bench_report
 from medfabric.bench.report import ReportError, load_results, results_table, write_plots
 from medfabric.cli.main import cli
+
+from ...cli_runner import cli_runner
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

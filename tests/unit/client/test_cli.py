@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from ...cli_runner import cli_runner
 
 from medfabric.cli.main import _load_plugins, cli, one_line
 from medfabric.gateway import ErrorDetail, GatewayError
+
+from ...cli_runner import cli_runner
 
 
 @pytest.fixture

@@ -10,12 +10,13 @@ import json
 from datetime import timedelta
 
 import pytest
-from ...cli_runner import cli_runner
 
 from medfabric.sharing import audit
 from medfabric.cli.main import cli
 from medfabric.crypto import canonical_json
 from medfabric.sharing.synthetic import generate_patient_bundle
+
+from ...cli_runner import cli_runner
 
 OBSERVATION = generate_patient_bundle(11, "P-001", n_observations=1)[2]
 NEW_COMMANDS = [("emr", "put"), ("emr", "get"), ("emr", "show"), ("emr", "find"), ("emr", "grant"), ("emr", "revoke"),

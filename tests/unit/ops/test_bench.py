@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ...cli_runner import cli_runner
 
 from medfabric.consortium.layout import NetworkLayout, latest_bench_run
 from medfabric.bench.loadtest import percentile
@@ -35,6 +34,8 @@ from medfabric_ops.bench import (
     round_result,
 )
 from medfabric_ops.process import ProcessStatus
+
+from ...cli_runner import cli_runner
 
 FAKE_CALIPER = Path(__file__).parent / "fake_caliper.py"
 

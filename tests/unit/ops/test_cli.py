@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ...cli_runner import cli_runner
 
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import DEFAULT_TOPOLOGY
@@ -19,6 +18,7 @@ from medfabric_ops.network import StepTiming
 from medfabric_ops.process import ProcessError
 
 from .test_binaries import fake_release
+from ...cli_runner import cli_runner
 
 PLUGIN = EntryPoint("network", "medfabric_ops.cli:network", "medfabric.cli")  # as pyproject.toml declares it
 
