@@ -224,16 +224,28 @@ def fl_compare(rounds: int, seed: int, plot: Path | None, as_json: bool) -> None
 
 @fl.command("poison")
 @click.option("--rounds", type=click.IntRange(1, 10_000), default=30, show_default=True)
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the split (in process).")
+@click.option("--on-ledger", is_flag=True,
+              help="Run every cell as a task on the running consortium (the default seed's split).")
+@user_option
 @json_option
-def fl_poison(rounds: int, seed: int, as_json: bool) -> None:
+@click.pass_obj
+def fl_poison(obj: CliContext, rounds: int, seed: int, on_ledger: bool, user: str, as_json: bool) -> None:
     """One hospital poisons its updates (scaled, flipped labels, inflated n_k): final accuracy per aggregator.
 
-    Example: medfabric fl poison
+    Example: medfabric fl poison [--on-ledger]
     """
     from medfabric.fl import experiments
 
-    result = experiments.poisoning(rounds, seed=seed)
+    if not on_ledger:
+        result = experiments.poisoning(rounds, seed=seed)
+    else:
+        domains = [d.id for d in obj.topology.domains]
+        flow.prepare_data(obj.layout, domains, domains[0])
+        with ExitStack() as stack:
+            sessions = {d: stack.enter_context(obj.session(d, user)) for d in domains}
+            result = experiments.poisoning_on_ledger(sessions, rounds, on_cell=None if as_json else (
+                lambda attack, name, accuracy: click.echo(f"  {attack:<9} {name:<28} {accuracy:.3f}", err=True)))
     emit(result, as_json, experiments.table_markdown(result))
 
 

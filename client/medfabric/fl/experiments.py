@@ -56,6 +56,38 @@ def poisoning(rounds: int = 30, domains: Sequence[str] = DEFAULT_DOMAINS, attack
                         "flipped": "labels flipped", "inflated": f"n_k reported {training.INFLATION}x"}}
 
 
+LEDGER_AGGREGATORS = {"fedavg": "fedavg", "median": "median", "trimmed mean": "trimmed-mean", "krum": "krum"}
+
+
+def poisoning_on_ledger(sessions: dict, rounds: int = 30, attacker: str | None = None,
+                        on_cell=None) -> dict[str, Any]:
+    """poisoning(), each cell a task on the consortium: `sessions` holds a participant session of each domain,
+    the first publishing. The attacker poisons its own training (flow.train's attack); n_k is capped through the
+    task's max_samples. With the same split the accuracies are those of poisoning() exactly."""
+    import time
+
+    from medfabric.fl import flow
+
+    domains = sorted(sessions)
+    split, _scaler = _setting(domains, data.DEFAULT_SEED)
+    attacker = attacker or domains[-1]
+    cap = max(len(share) for share in split.shares.values())
+    columns = {"fedavg": ("fedavg", 0), f"fedavg, n_k capped at {cap}": ("fedavg", cap),
+               **{name: (kind, 0) for name, kind in LEDGER_AGGREGATORS.items() if name != "fedavg"}}
+    table: dict[str, dict[str, float]] = {}
+    for attack in ("none", *training.ATTACKS):
+        row = table.setdefault(attack, {})
+        for name, (kind, max_samples) in columns.items():
+            spec = flow.TaskSpec(f"poison-{time.time_ns()}", domains, rounds, 1.0, kind, max_samples=max_samples)
+            flow.create_task(sessions[domains[0]], spec)
+            reports = flow.run(sessions, spec.task_id, attacks=None if attack == "none" else {attacker: attack})
+            row[name] = reports[-1].accuracy
+            if on_cell:
+                on_cell(attack, name, row[name])
+    return {"seed": data.DEFAULT_SEED, "rounds": rounds, "attacker": attacker, "final_accuracy": table,
+            "on_ledger": True, "attacks": poisoning(1, domains, attacker)["attacks"]}
+
+
 def plot_curves(result: dict[str, Any], path: Path, target: float = 0.95) -> Path:
     import matplotlib
 

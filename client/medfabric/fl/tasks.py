@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from typing import Any
 
 from medfabric.consortium.topology import CHAINCODE_NAME
-from medfabric.gateway import Network
+from medfabric.gateway import GatewayError, Network
 
 FL_CONTRACT = "fl"
+LAG_WAIT = 5.0  # seconds another domain's peer may take to commit what this one has
+_LAGGING = ("not found", "no update of round", "has no key for")
+_CURRENT_ROUND = re.compile(r"must be the task's current round (\d+)")
 
 
 class FlTasks:
@@ -42,7 +47,28 @@ class FlTasks:
         return self._evaluate("ListAggregations", task_id)
 
     def _submit(self, name: str, document: dict[str, Any]) -> Any:
-        return json.loads(self._contract.submit_transaction(name, json.dumps(document)))
+        """Submit; while an endorser refuses because it has not yet committed what this one has (the last
+        transaction committed on this peer only), ask again, for up to LAG_WAIT seconds."""
+        deadline = time.monotonic() + LAG_WAIT
+        pause = 0.05
+        while True:
+            try:
+                return json.loads(self._contract.submit_transaction(name, json.dumps(document)))
+            except GatewayError as error:
+                if not _behind(str(error), document) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def _evaluate(self, name: str, *arguments: str) -> Any:
         return json.loads(self._contract.evaluate_transaction(name, *arguments))
+
+
+def _behind(message: str, document: dict[str, Any]) -> bool:
+    """Whether a refusal says an endorser is behind: it does not know yet what was committed here."""
+    if "chaincode response" not in message:
+        return False
+    if any(marker in message for marker in _LAGGING):
+        return True
+    rounds = [int(found) for found in _CURRENT_ROUND.findall(message)]
+    return bool(rounds) and all(found < document.get("round", 0) for found in rounds)
