@@ -176,6 +176,8 @@ def up(topology_path: str | None, mode: str, profile: str | None, as_json: bool)
     Example: medfabric network up --profile high-throughput
     """
     topology, layout = load_topology(topology_path, profile), NetworkLayout.default()
+    # what the mode needs first: without Docker or the binaries, that is the one line to say
+    needs = _docker_project(topology) if mode == "docker" else _binaries(topology)
     with_baseline = True
     if topology.baseline:
         missing = baseline_unavailable(needs_node=mode != "docker")
@@ -183,9 +185,9 @@ def up(topology_path: str | None, mode: str, profile: str | None, as_json: bool)
             click.echo(f"skipping the {topology.baseline.name} baseline chaincode: {missing}", err=True)
             with_baseline = False
     if mode == "docker":
-        bring_up = partial(docker_mode.up, topology, layout, _docker_project(topology), with_baseline=with_baseline)
+        bring_up = partial(docker_mode.up, topology, layout, needs, with_baseline=with_baseline)
     else:
-        bring_up = partial(native.up, topology, layout, _binaries(topology), with_baseline=with_baseline)
+        bring_up = partial(native.up, topology, layout, needs, with_baseline=with_baseline)
     started = time.perf_counter()
     with _spinner("starting the consortium") as announce:
         timings = bring_up(progress=announce)
