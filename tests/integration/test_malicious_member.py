@@ -186,7 +186,7 @@ def test_a_yes_saying_chaincode_server_commits_only_under_any(network, tmp_path,
 
 def test_a_replayed_transaction_of_another_member_commits_once(network):
     topology, layout, _env = network
-    victim, attacker = topology.domains[0], topology.domains[1]
+    attacker = topology.domains[1]
     record_id = unique("replayed")
     with victims_log_request(network, record_id) as proposal:
         transaction = proposal.endorse()

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from medfabric.cli.context import CliContext, emit
+from medfabric.consortium.layout import FL_DATA
 from medfabric.fl import flow
 from medfabric.fl.aggregators import AGGREGATORS
 from medfabric.fl.data import DEFAULT_SEED, SHARE_FILE
@@ -67,7 +68,7 @@ def task_create(obj: CliContext, task_id: str | None, model: str, rounds: int, t
         sizes = flow.prepare_data(obj.layout, chosen, publisher, seed)
         if not as_json:
             click.echo(f"wrote the breast-cancer split (seed {seed}) into each domain's folder under "
-                       f"{obj.layout.root / flow.FL_DATA}: {sizes}")
+                       f"{obj.layout.root / FL_DATA}: {sizes}")
     spec = flow.TaskSpec(task_id or f"task-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}", chosen, rounds,
                          target_accuracy, aggregator, learning_rate, epochs, max_samples, model)
     with obj.session(publisher, user) as session:

@@ -23,7 +23,7 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from medfabric.consortium.layout import FL_DATA, NetworkLayout
+from medfabric.consortium.layout import NetworkLayout
 from medfabric.crypto import canonical_json, seal
 from medfabric.data_service.client import DataServiceError
 from medfabric.data_service.delivery import DeliveryRejected, open_delivery

@@ -105,7 +105,7 @@ SCOPE_RULE = "exactly one of the fields 'record_id', 'patient', 'resource_type' 
         ({"record_id": DROP}, SCOPE_RULE),
         ({"patient": "p1"}, SCOPE_RULE),
         ({"record_id": "rec 1"}, f"field 'record_id' {ID_RULE}"),
-        ({"record_id": DROP, "patient": "John Doe"}, f"field 'patient' must be a pseudonym of 1-128 characters of "
+        ({"record_id": DROP, "patient": "John Doe"}, "field 'patient' must be a pseudonym of 1-128 characters of "
          "A-Z a-z 0-9 . _ : -"),
         ({"record_id": DROP, "resource_type": ["Observation"]}, "field 'resource_type' must be one of "
          "AllergyIntolerance, Condition, DiagnosticReport, DocumentReference, Encounter, ImagingStudy, Immunization, "
