@@ -80,13 +80,20 @@ def start_chaincode_server(supervisor: Supervisor, topology: Topology, layout: N
         env = child_env({DOMAIN_MSPS_VARIABLE: domain_msps_json(topology)})
     else:
         argv = [_chaincode_server_command()]
-        env = child_env({
-            "CHAINCODE_SERVER_ADDRESS": address,
-            "CHAINCODE_ID": package_id,
-            "CHAINCODE_TLS_DISABLED": "true",  # the package's connection.json has tls_required false
-            DOMAIN_MSPS_VARIABLE: domain_msps_json(topology),
-        })
+        env = python_chaincode_env(topology, domain, package_id, chaincode)
     return supervisor.start(name, argv, env, cwd=layout.node_data(name))
+
+
+def python_chaincode_env(topology: Topology, domain: Domain, package_id: str,
+                         chaincode: Chaincode | None = None) -> dict[str, str]:
+    """The environment of a domain's Python chaincode server: where it listens, its package id, the binding."""
+    chaincode = chaincode or topology.chaincode
+    return child_env({
+        "CHAINCODE_SERVER_ADDRESS": f"{topology.host}:{topology.chaincode_port(chaincode, domain)}",
+        "CHAINCODE_ID": package_id,
+        "CHAINCODE_TLS_DISABLED": "true",  # the package's connection.json has tls_required false
+        DOMAIN_MSPS_VARIABLE: domain_msps_json(topology),
+    })
 
 
 def domain_msps_json(topology: Topology) -> str:

@@ -18,7 +18,6 @@ and the nodes: docker_mode runs it with containers.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, TypeVar
 
-from medfabric.consortium.layout import FL_DATA, PROJECT_ROOT, NetworkLayout
+from medfabric.consortium.layout import FL_DATA, PROJECT_ROOT, NetworkLayout, read_tuning_record
 from medfabric.consortium.topology import Channel, Orderer, Peer, Topology
 
 from . import crypto_material, render
@@ -211,15 +210,6 @@ def process_names(topology: Topology) -> list[str]:
 def ordering_settings(topology: Topology) -> dict[str, Any]:
     """Per channel, the ordering settings its genesis block fixes."""
     return {channel.name: dataclasses.asdict(channel.ordering) for channel in topology.channels}
-
-
-def read_tuning_record(layout: NetworkLayout) -> dict[str, Any] | None:
-    """The profile and ordering settings the channels were created with (None: not recorded)."""
-    try:
-        record = json.loads(layout.tuning_record.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def check_tuning(topology: Topology, layout: NetworkLayout) -> None:

@@ -39,8 +39,8 @@ def world(consortium):
         flow.run(researchers, task["task_id"])
         yield {"task": task, "server": session_of(consortium, stack, domains[0], DIAGNOSIS_USER),
                "checker": session_of(consortium, stack, domains[1], "doctor"),
-               "test": data.load_share(flow.data_folder(layout, domains[0]) / flow.TEST_SHARE),
-               "pool": data.load_share(flow.data_folder(layout, domains[1]))}
+               "test": data.load_share(layout.fl_data(domains[0]) / flow.TEST_SHARE),
+               "pool": data.load_share(layout.fl_data(domains[1]))}
 
 
 @contextmanager

@@ -73,7 +73,7 @@ def test_flowers_own_loop_records_every_round_on_the_ledger(consortium):
         errors: list[BaseException] = []
 
         def run_client(domain: str) -> None:
-            share = data.load_share(flow.data_folder(layout, domain))
+            share = data.load_share(layout.fl_data(domain))
             users = UsersClient(scaler.apply(share.features), share.labels, task["learning_rate"], task["epochs"])
             wait_for_port(port)
             try:

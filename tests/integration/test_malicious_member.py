@@ -89,15 +89,14 @@ def gateway_of(layout, domain, msp: Path, signing: bool = True):
 @contextmanager
 def yes_server(network, domain):
     """Run `domain`'s chaincode server as yes_chaincode.py (same address, same package id); the real one after."""
-    from medfabric_ops.lifecycle import chaincode_process_name, domain_msps_json, start_chaincode_server
-    from medfabric_ops.process import Supervisor, child_env, tcp_open
+    from medfabric_ops.lifecycle import chaincode_process_name, python_chaincode_env, start_chaincode_server
+    from medfabric_ops.process import Supervisor, tcp_open
     from medfabric_ops.render.chaincode_package import package_id
 
     topology, layout, _env = network
     supervisor, name, package = Supervisor(layout), chaincode_process_name(domain), package_id(topology, domain)
     port = topology.chaincode_port(topology.chaincode, domain)
-    env = child_env({"CHAINCODE_SERVER_ADDRESS": f"{topology.host}:{port}", "CHAINCODE_ID": package,
-                     "CHAINCODE_TLS_DISABLED": "true", "MEDFABRIC_DOMAIN_MSPS": domain_msps_json(topology)})
+    env = python_chaincode_env(topology, domain, package)
     supervisor.stop(name)
     try:
         supervisor.start(name, [sys.executable, str(YES_SERVER)], env, cwd=layout.node_data(name))

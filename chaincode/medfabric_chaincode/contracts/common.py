@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
@@ -46,6 +47,21 @@ def one_of(values: Collection[str]) -> Callable[[Any], bool]:
 
 def is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def integer_in(low: int, high: int) -> Rule:
+    """An integer (not a bool) in [low, high]."""
+    return (lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+            f"must be an integer from {low} to {high}")
+
+
+def number_in(low: float, high: float, low_open: bool = True) -> Rule:
+    """A finite number (not a bool) in (low, high], or [low, high] when not low_open."""
+    def valid(value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return False
+        return (low < value if low_open else low <= value) and value <= high
+    return valid, f"must be a number in {'(' if low_open else '['}{low:g}, {high:g}]"
 
 
 def utc_time(value: Any) -> datetime | None:
@@ -178,10 +194,13 @@ def require_domain(identity: ClientIdentity, domain: str, doing: str) -> None:
 def member_domain(identity: ClientIdentity) -> str | None:
     """The domain the caller's MSP is bound to; None for an MSP of no domain or without a usable binding."""
     try:
-        binding = domain_msps()
+        return _domain_of(domain_msps(), identity.msp_id)
     except DomainBindingError:
         return None
-    return next((domain for domain, msp in binding.items() if msp == identity.msp_id), None)
+
+
+def _domain_of(binding: Mapping[str, str], msp_id: str) -> str | None:
+    return next((domain for domain, msp in binding.items() if msp == msp_id), None)
 
 
 def trusted_role(identity: ClientIdentity) -> tuple[str | None, str]:
@@ -191,10 +210,9 @@ def trusted_role(identity: ClientIdentity) -> tuple[str | None, str]:
     if role is None:
         return None, f"{ROLE_ATTRIBUTE} is missing"
     try:
-        domain_msps()
+        own = _domain_of(domain_msps(), identity.msp_id)
     except DomainBindingError as exc:
         return None, f"this chaincode server cannot check domains: {exc}"
-    own = member_domain(identity)
     claimed = identity.get_attribute(DOMAIN_ATTRIBUTE)
     if own is None or claimed != own:
         return None, (f"{ROLE_ATTRIBUTE} {role} is not trusted: the caller of {identity.msp_id} claims "

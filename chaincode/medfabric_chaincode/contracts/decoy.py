@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 
 from ..runtime import ChaincodeStub, Contract, TransactionContext, TransactionError, canonical_json, load_json, transaction
 from .common import (
-    DOMAIN_RULE, ID_RULE, SHA256_RULE, Rule, check_argument, check_fields, invalid_field, iso_millis, parse_document,
-    require_domain, text
+    DOMAIN_RULE, ID_RULE, SHA256_RULE, Rule, check_argument, check_fields, integer_in, invalid_field, iso_millis,
+    number_in, parse_document, require_domain, text
 )
 
 CHALLENGE_KEY = "decoy"
@@ -33,24 +33,18 @@ CHALLENGE_CONCLUDED_EVENT = "DecoyChallengeConcluded"
 _SALT = re.compile(r"[0-9a-f]{32,128}")
 
 
-def _integer(low: int, high: int) -> Rule:
-    return (lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
-            f"must be an integer from {low} to {high}")
-
-
 def _label_list(allow_null: bool) -> Rule:
     def valid(value) -> bool:
         return isinstance(value, list) and 2 <= len(value) <= MAX_DECOYS + 1 and all(
-            (allow_null and label is None) or _integer(0, MAX_LABEL)[0](label) for label in value)
+            (allow_null and label is None) or integer_in(0, MAX_LABEL)[0](label) for label in value)
     return valid, f"must be a list of 2 to {MAX_DECOYS + 1} class labels (integers 0 to {MAX_LABEL})"
 
 
 _COMMIT_RULES: dict[str, Rule] = {
     "challenge_id": ID_RULE,
     "server_domain": DOMAIN_RULE,
-    "decoys": _integer(1, MAX_DECOYS),
-    "threshold": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1,
-                  "must be a number in (0, 1]"),
+    "decoys": integer_in(1, MAX_DECOYS),
+    "threshold": number_in(0, 1),
     "commitment": SHA256_RULE,
 }
 _ANSWER_RULES: dict[str, Rule] = {
@@ -61,7 +55,7 @@ _ANSWER_RULES: dict[str, Rule] = {
 _REVEAL_RULES: dict[str, Rule] = {
     "challenge_id": ID_RULE,
     "labels": _label_list(allow_null=True),
-    "real_index": _integer(0, MAX_DECOYS),
+    "real_index": integer_in(0, MAX_DECOYS),
     "salt": (text(_SALT), "must be 32-128 lowercase hex characters"),
 }
 

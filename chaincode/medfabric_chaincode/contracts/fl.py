@@ -23,7 +23,6 @@ an aggregation: updates of different domains never conflict.
 from __future__ import annotations
 
 import base64
-import math
 import re
 from dataclasses import dataclass, replace
 
@@ -33,8 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..runtime import ChaincodeStub, Contract, TransactionContext, TransactionError, canonical_json, load_json, transaction
 from .common import (
-    DOMAIN_RULE, ID_RULE, SHA256_RULE, Rule, check_argument, check_fields, domain_msps, invalid_field, iso_millis,
-    one_of, parse_document, read_range, require_domain, text
+    DOMAIN_RULE, ID_RULE, SHA256_RULE, Rule, check_argument, check_fields, domain_msps, integer_in, invalid_field,
+    iso_millis, number_in, one_of, parse_document, read_range, require_domain, text
 )
 
 TASK_KEY = "fl-task"
@@ -54,39 +53,26 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]{1,8192}={0,2}")
 _PEM_PUBLIC_KEY = re.compile(r"-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]{1,1024}-----END PUBLIC KEY-----\n?")
 
 
-def _number(low: float, high: float, low_open: bool = True) -> Rule:
-    def valid(value) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            return False
-        return (low < value if low_open else low <= value) and value <= high
-    return valid, f"must be a number in {'(' if low_open else '['}{low:g}, {high:g}]"
-
-
-def _integer(low: int, high: int) -> Rule:
-    return (lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
-            f"must be an integer from {low} to {high}")
-
-
 LOCATION_RULE: Rule = (text(_LOCATION), "must be 1-512 printable ASCII characters without spaces")
 _TASK_RULES: dict[str, Rule] = {
     "task_id": ID_RULE,
     "publisher_domain": DOMAIN_RULE,
     "model": (one_of(MODELS), f"must be one of {', '.join(MODELS)}"),
-    "features": _integer(1, MAX_FEATURES),
-    "scaler_mean": (lambda v: isinstance(v, list) and all(_number(-1e300, 1e300)[0](x) for x in v),
+    "features": integer_in(1, MAX_FEATURES),
+    "scaler_mean": (lambda v: isinstance(v, list) and all(number_in(-1e300, 1e300)[0](x) for x in v),
                     "must be a list of finite numbers"),
-    "scaler_scale": (lambda v: isinstance(v, list) and all(_number(0, 1e300)[0](x) for x in v),
+    "scaler_scale": (lambda v: isinstance(v, list) and all(number_in(0, 1e300)[0](x) for x in v),
                      "must be a list of positive numbers"),
     "initial_weights_sha256": SHA256_RULE,
     "initial_location": LOCATION_RULE,
-    "learning_rate": _number(0, 100),
-    "epochs": _integer(1, 10_000),
-    "rounds": _integer(1, MAX_ROUNDS),
-    "target_accuracy": _number(0, 1),
+    "learning_rate": number_in(0, 100),
+    "epochs": integer_in(1, 10_000),
+    "rounds": integer_in(1, MAX_ROUNDS),
+    "target_accuracy": number_in(0, 1),
     "domains": (lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_DOMAINS and all(DOMAIN_RULE[0](d) for d in v),
                 f"must be a list of 1 to {MAX_DOMAINS} domain ids"),
     "aggregator": (one_of(AGGREGATORS), f"must be one of {', '.join(AGGREGATORS)}"),
-    "max_samples": _integer(0, 10**9),
+    "max_samples": integer_in(0, 10**9),
 }
 _KEY_RULES: dict[str, Rule] = {
     "task_id": ID_RULE,
@@ -98,26 +84,26 @@ _KEY_RULES: dict[str, Rule] = {
 }
 _UPDATE_RULES: dict[str, Rule] = {
     "task_id": ID_RULE,
-    "round": _integer(1, MAX_ROUNDS),
+    "round": integer_in(1, MAX_ROUNDS),
     "domain": DOMAIN_RULE,
     "weights_sha256": SHA256_RULE,
     "ciphertext_sha256": SHA256_RULE,
     "location": LOCATION_RULE,
-    "n_samples": _integer(1, 10**12),
-    "loss": _number(0, 1e300, low_open=False),
-    "accuracy": _number(0, 1, low_open=False),
+    "n_samples": integer_in(1, 10**12),
+    "loss": number_in(0, 1e300, low_open=False),
+    "accuracy": number_in(0, 1, low_open=False),
     "signature": (text(_BASE64), "must be base64 (the per-task key's ECDSA signature)"),
 }
 _AGGREGATION_RULES: dict[str, Rule] = {
     "task_id": ID_RULE,
-    "round": _integer(1, MAX_ROUNDS),
+    "round": integer_in(1, MAX_ROUNDS),
     "global_sha256": SHA256_RULE,
     "global_ciphertext_sha256": SHA256_RULE,
     "updates": (lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_DOMAINS and all(DOMAIN_RULE[0](d) for d in v),
                 f"must be a list of 1 to {MAX_DOMAINS} domain ids"),
     "aggregator": (one_of(AGGREGATORS), f"must be one of {', '.join(AGGREGATORS)}"),
-    "accuracy": _number(0, 1, low_open=False),
-    "loss": _number(0, 1e300, low_open=False),
+    "accuracy": number_in(0, 1, low_open=False),
+    "loss": number_in(0, 1e300, low_open=False),
 }
 
 
@@ -373,7 +359,7 @@ class FlContract(Contract):
     def ListUpdates(self, ctx: TransactionContext, task_id: str, round: int) -> list[FlUpdate]:
         """The updates recorded for a round, in domain order."""
         check_argument("task_id", task_id, ID_RULE)
-        check_argument("round", round, _integer(1, MAX_ROUNDS))
+        check_argument("round", round, integer_in(1, MAX_ROUNDS))
         _load_task(ctx.stub, task_id)
         return _updates(ctx.stub, task_id, round)
 

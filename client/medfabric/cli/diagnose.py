@@ -12,7 +12,7 @@ import numpy as np
 from medfabric.cli.context import CliContext, emit
 from medfabric.consortium.service_identity import DIAGNOSIS_USER
 from medfabric.errors import MedfabricError
-from medfabric.fl import data, flow
+from medfabric.fl import data
 
 
 @click.group()
@@ -81,7 +81,7 @@ def diagnose_check(obj: CliContext, server_url: str, server_domain: str, input_f
         x0 = np.asarray(json.loads(input_file.read_text()), dtype=np.float64)
     except (OSError, ValueError, TypeError) as error:
         raise MedfabricError(f"{input_file}: not a JSON list of numbers ({error})") from None
-    labelled = data.load_share(pool or flow.data_folder(obj.layout, domain))
+    labelled = data.load_share(pool or obj.layout.fl_data(domain))
     with obj.session(domain, user) as session:
         result = check(session, server_url, server_domain, x0, labelled, decoys, threshold)
     human = (f"challenge {result['challenge_id']}: {result['correct']} of {decoys} decoys right "

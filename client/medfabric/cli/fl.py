@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from medfabric.cli.context import CliContext, emit
-from medfabric.consortium.layout import FL_DATA
+from medfabric.consortium.layout import FL_DATA, read_tuning_record
 from medfabric.fl import flow
 from medfabric.fl.aggregators import AGGREGATORS
-from medfabric.fl.data import DEFAULT_SEED, SHARE_FILE
+from medfabric.fl.data import DEFAULT_SEED
 from medfabric.fl.training import ATTACKS, DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -62,10 +62,8 @@ def task_create(obj: CliContext, task_id: str | None, model: str, rounds: int, t
         obj.topology.domain(name)
     publisher = publisher or chosen[0]
     obj.topology.domain(publisher)
-    needed = [*chosen, publisher]
-    if any(not (flow.data_folder(obj.layout, name) / SHARE_FILE).is_file() for name in needed) or \
-            not (flow.data_folder(obj.layout, publisher) / flow.TEST_SHARE / SHARE_FILE).is_file():
-        sizes = flow.prepare_data(obj.layout, chosen, publisher, seed)
+    sizes = flow.ensure_data(obj.layout, chosen, publisher, seed)
+    if sizes is not None:
         if not as_json:
             click.echo(f"wrote the breast-cancer split (seed {seed}) into each domain's folder under "
                        f"{obj.layout.root / FL_DATA}: {sizes}")
@@ -94,6 +92,11 @@ def fl_train(obj: CliContext, task_id: str, domain: str, attack: str | None, use
         update = flow.train(session, task_id, attack)
     emit(update, as_json, f"round {update['round']} of {task_id}: {domain} trained on {update['n_samples']} samples, "
                           f"local accuracy {update['accuracy']:.3f}, update {update['weights_sha256'][:16]}...")
+
+
+def _sessions(obj: CliContext, stack: ExitStack, user: str) -> dict:
+    """A session of `user` in every domain, closed with `stack`."""
+    return {d.id: stack.enter_context(obj.session(d.id, user)) for d in obj.topology.domains}
 
 
 def _publisher_session(obj: CliContext, stack: ExitStack, task_id: str, user: str):
@@ -135,7 +138,7 @@ def fl_run(obj: CliContext, task_id: str, user: str, as_json: bool) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with ExitStack() as stack:
-        sessions = {d.id: stack.enter_context(obj.session(d.id, user)) for d in obj.topology.domains}
+        sessions = _sessions(obj, stack, user)
         task = flow.find_task(next(iter(sessions.values())), task_id)
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("round {task.completed}/{task.total}"),
                    TextColumn("{task.fields[accuracy]}"), TimeElapsedColumn())
@@ -244,7 +247,7 @@ def fl_poison(obj: CliContext, rounds: int, seed: int, on_ledger: bool, user: st
         domains = [d.id for d in obj.topology.domains]
         flow.prepare_data(obj.layout, domains, domains[0])
         with ExitStack() as stack:
-            sessions = {d: stack.enter_context(obj.session(d, user)) for d in domains}
+            sessions = _sessions(obj, stack, user)
             result = experiments.poisoning_on_ledger(sessions, rounds, on_cell=None if as_json else (
                 lambda attack, name, accuracy: click.echo(f"  {attack:<9} {name:<28} {accuracy:.3f}", err=True)))
     emit(result, as_json, experiments.table_markdown(result))
@@ -269,11 +272,9 @@ def fl_bench(obj: CliContext, rounds: int, out: Path | None, user: str, as_json:
 
     domains = [d.id for d in obj.topology.domains]
     task_id = f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    if any(not (flow.data_folder(obj.layout, d) / SHARE_FILE).is_file() for d in domains) or \
-            not (flow.data_folder(obj.layout, domains[0]) / flow.TEST_SHARE / SHARE_FILE).is_file():
-        flow.prepare_data(obj.layout, domains, domains[0])
+    flow.ensure_data(obj.layout, domains, domains[0])
     with ExitStack() as stack:
-        sessions = {d: stack.enter_context(obj.session(d, user)) for d in domains}
+        sessions = _sessions(obj, stack, user)
         flow.create_task(sessions[domains[0]], flow.TaskSpec(task_id, domains, rounds, target_accuracy=1.0))
         reports = flow.run(sessions, task_id)
     phases = sorted(reports[0].phases)
@@ -296,9 +297,4 @@ def fl_bench(obj: CliContext, rounds: int, out: Path | None, user: str, as_json:
 
 def _channels_profile(obj: CliContext) -> str:
     """The tuning profile the running consortium's channels were created with (`up` records it)."""
-    import json
-
-    try:
-        return json.loads(obj.layout.tuning_record.read_text())["profile"]
-    except (OSError, ValueError, KeyError):
-        return "unknown"
+    return (read_tuning_record(obj.layout) or {}).get("profile", "unknown")

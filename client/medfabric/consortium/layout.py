@@ -8,9 +8,11 @@ expect them.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medfabric.consortium.topology import Domain, Orderer, Peer
 
@@ -157,3 +159,13 @@ class NetworkLayout:
 
     def pid_file(self, process_name: str) -> Path:
         return self.run / f"{process_name}.pid"
+
+
+def read_tuning_record(layout: NetworkLayout) -> dict[str, Any] | None:
+    """The profile and ordering settings the channels were created with, as `up` records them (None: not
+    recorded)."""
+    try:
+        record = json.loads(layout.tuning_record.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import http.client
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
 from medfabric.errors import MedfabricError
+from medfabric.http_json import exchange
 
 TIMEOUT_S = 30
 
@@ -57,26 +57,16 @@ class DataServiceClient:
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         where = urlsplit(self.base_url)
         connection = http.client.HTTPConnection(where.hostname, where.port, timeout=self._timeout_s)
-        data = None if body is None else json.dumps(body).encode()
         try:
-            connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            text = response.read()
+            status, answer = exchange(connection, method, path, body)
         except OSError as error:
             reason = error.strerror or str(error) or type(error).__name__
             raise DataServiceError(f"cannot reach the data service of {self.domain_id} at {where.netloc}: "
                                    f"{reason}") from None
-        finally:
-            connection.close()
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise DataServiceError(f"the data service of {self.domain_id} answered {response.status} "
-                                   "without a JSON object", response.status)
-        if response.status >= 400:
+        if answer is None:
+            raise DataServiceError(f"the data service of {self.domain_id} answered {status} "
+                                   "without a JSON object", status)
+        if status >= 400:
             error = " ".join(str(answer.get("error", "no reason given")).split())
-            raise DataServiceError(f"data service of {self.domain_id}: {error} (HTTP {response.status})",
-                                   response.status)
+            raise DataServiceError(f"data service of {self.domain_id}: {error} (HTTP {status})", status)
         return answer

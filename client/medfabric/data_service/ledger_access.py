@@ -21,13 +21,14 @@ import json
 import re
 import time
 from datetime import datetime
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping
 
 from medfabric.consortium.topology import CHAINCODE_NAME
 from medfabric.gateway import Gateway, GatewayError
 from medfabric.consortium.service_identity import Consortium
 from medfabric.data_service.service_ledger import Decision, FlRecordFacts, GrantStanding, LedgerError, Requester
 from medfabric.fl.records import GLOBAL
+from medfabric.polling import awaited
 
 CONSENT_CONTRACT = "consent"
 ACCESS_LOG_CONTRACT = "access_log"
@@ -35,20 +36,6 @@ FL_CONTRACT = "fl"
 DECISIONS = ("allow", "deny")
 REASON_LIMIT = 256  # access_log's limit on a reason
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-T = TypeVar("T")
-
-
-def awaited(lookup: Callable[[], T | None], wait: float, clock: Callable[[], float] = time.monotonic,
-            sleep: Callable[[float], None] = time.sleep) -> T | None:
-    """lookup() until it finds something or `wait` seconds have passed, pausing 0.05 s, doubling up to 0.5 s."""
-    deadline = clock() + wait
-    pause = 0.05
-    while (found := lookup()) is None and clock() < deadline:
-        sleep(min(pause, max(0.0, deadline - clock())))
-        pause = min(pause * 2, 0.5)
-    return found
 
 
 class LedgerAccessDecisions:

@@ -21,10 +21,11 @@ import numpy as np
 
 from medfabric.consortium.topology import CHAINCODE_NAME
 from medfabric.crypto import canonical_json
-from medfabric.data_service.ledger_access import awaited
 from medfabric.errors import MedfabricError
 from medfabric.fl.data import Share
-from medfabric.gateway import GatewayError, Network
+from medfabric.http_json import exchange
+from medfabric.gateway import CommitError, Network
+from medfabric.polling import awaited
 from medfabric.sharing.session import Session
 
 DECOY_CONTRACT = "decoy"
@@ -51,7 +52,7 @@ class DecoyChallenges:
             {"challenge_id": challenge_id, "answers": answers, "inputs_sha256": inputs_sha256})])
         status = submitted.get_status()
         if not status.successful:
-            raise GatewayError(f"SubmitAnswers did not commit: {status.code_name}")
+            raise CommitError(status)
         return submitted.transaction_id
 
     def reveal(self, reveal: dict[str, Any]) -> dict[str, Any]:
@@ -102,22 +103,14 @@ def post_inputs(server_url: str, ca_pem: bytes, body: dict[str, Any]) -> dict[st
     context = ssl.create_default_context(cadata=ca_pem.decode())
     connection = http.client.HTTPSConnection(where.hostname, where.port or 443, timeout=TIMEOUT_S, context=context)
     try:
-        connection.request("POST", "/diagnose", body=json.dumps(body), headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        text = response.read()
-    except (OSError, ssl.SSLError) as error:
+        status, answer = exchange(connection, "POST", "/diagnose", body)
+    except OSError as error:
         raise DecoyCheckError(f"cannot reach the diagnosis server at {where.netloc}: {error}") from None
-    finally:
-        connection.close()
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise DecoyCheckError(f"the diagnosis server answered {response.status} without a JSON object")
-    if response.status >= 400:
+    if answer is None:
+        raise DecoyCheckError(f"the diagnosis server answered {status} without a JSON object")
+    if status >= 400:
         raise DecoyCheckError(f"the diagnosis server refused: {answer.get('error', 'no reason given')} "
-                              f"(HTTP {response.status})")
+                              f"(HTTP {status})")
     return answer
 
 

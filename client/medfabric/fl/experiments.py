@@ -11,6 +11,8 @@ from medfabric.fl import data, model, training
 from medfabric.fl.aggregators import Aggregator, CoordinateMedian, FedAvg, Krum, TrimmedMean
 
 DEFAULT_DOMAINS = ("hospital-a", "hospital-b", "hospital-c")
+ATTACK_DESCRIPTIONS = {"scaled": f"global + {training.SCALE_FACTOR:g} x its step", "flipped": "labels flipped",
+                       "inflated": f"n_k reported {training.INFLATION}x"}
 
 
 def _setting(domains: Sequence[str], seed: int) -> tuple[data.FederatedSplit, model.Scaler]:
@@ -52,8 +54,7 @@ def poisoning(rounds: int = 30, domains: Sequence[str] = DEFAULT_DOMAINS, attack
         table[attack] = {name: training.federated(split, chosen, rounds, scaler, attacks=attacks)[1].accuracy[-1]
                          for name, chosen in robust_aggregators(split).items()}
     return {"seed": seed, "rounds": rounds, "attacker": attacker, "final_accuracy": table,
-            "attacks": {"scaled": f"global + {training.SCALE_FACTOR:g} x its step",
-                        "flipped": "labels flipped", "inflated": f"n_k reported {training.INFLATION}x"}}
+            "attacks": ATTACK_DESCRIPTIONS}
 
 
 LEDGER_AGGREGATORS = {"fedavg": "fedavg", "median": "median", "trimmed mean": "trimmed-mean", "krum": "krum"}
@@ -85,7 +86,7 @@ def poisoning_on_ledger(sessions: dict, rounds: int = 30, attacker: str | None =
             if on_cell:
                 on_cell(attack, name, row[name])
     return {"seed": data.DEFAULT_SEED, "rounds": rounds, "attacker": attacker, "final_accuracy": table,
-            "on_ledger": True, "attacks": poisoning(1, domains, attacker)["attacks"]}
+            "on_ledger": True, "attacks": ATTACK_DESCRIPTIONS}
 
 
 def plot_curves(result: dict[str, Any], path: Path, target: float = 0.95) -> Path:

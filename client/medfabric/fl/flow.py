@@ -16,7 +16,6 @@ import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -27,7 +26,6 @@ from medfabric.consortium.layout import NetworkLayout
 from medfabric.crypto import canonical_json, seal
 from medfabric.data_service.client import DataServiceError
 from medfabric.data_service.delivery import DeliveryRejected, open_delivery
-from medfabric.data_service.ledger_access import awaited
 from medfabric.errors import MedfabricError
 from medfabric.fl import data, model, task_keys, weights
 from medfabric.fl.aggregators import AggregationError, ModelUpdate, aggregator
@@ -35,6 +33,7 @@ from medfabric.fl.records import GLOBAL, TASK_ID, FlRecordId
 from medfabric.fl.tasks import FlTasks
 from medfabric.fl.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, local_round
 from medfabric.gateway import GatewayError
+from medfabric.polling import awaited
 from medfabric.sharing.emr import store_sealed
 from medfabric.sharing.session import Session
 
@@ -61,20 +60,25 @@ class TaskSpec:
     model: str = "logreg"
 
 
-def data_folder(layout: NetworkLayout, domain_id: str) -> Path:
-    """Where a domain keeps its training share (and the publisher its test share, under test/)."""
-    return layout.fl_data(domain_id)
-
-
 def prepare_data(layout: NetworkLayout, domains: Sequence[str], publisher: str, seed: int = data.DEFAULT_SEED
                  ) -> dict[str, int]:
     """Write each domain's share of the breast-cancer split into its own folder, and the held-out test share into
     the publisher's; the share sizes. Existing shares are rewritten only from the same seed's split."""
     split = data.split(sorted(domains), seed=seed)
     for domain, share in split.shares.items():
-        data.save_share(data_folder(layout, domain), share)
-    data.save_share(data_folder(layout, publisher) / TEST_SHARE, split.test)
+        data.save_share(layout.fl_data(domain), share)
+    data.save_share(layout.fl_data(publisher) / TEST_SHARE, split.test)
     return {domain: len(share) for domain, share in split.shares.items()} | {TEST_SHARE: len(split.test)}
+
+
+def ensure_data(layout: NetworkLayout, domains: Sequence[str], publisher: str, seed: int = data.DEFAULT_SEED
+                ) -> dict[str, int] | None:
+    """prepare_data() unless every domain's share and the publisher's test share are there; the sizes written,
+    None when nothing was."""
+    folders = [layout.fl_data(domain) for domain in {*domains, publisher}] + [layout.fl_data(publisher) / TEST_SHARE]
+    if all((folder / data.SHARE_FILE).is_file() for folder in folders):
+        return None
+    return prepare_data(layout, domains, publisher, seed)
 
 
 def create_task(session: Session, spec: TaskSpec) -> dict[str, Any]:
@@ -89,10 +93,10 @@ def create_task(session: Session, spec: TaskSpec) -> dict[str, Any]:
         aggregator(spec.aggregator)
     except AggregationError as error:
         raise FlError(str(error)) from None
-    own = data.load_share(data_folder(session.layout, session.domain.id))
+    own = data.load_share(session.layout.fl_data(session.domain.id))
     scaler = model.Scaler.fit(own.features)
     initial = model.initial_weights(own.features.shape[1])
-    tasks = FlTasks(session.gateway.get_network(session.public_channel), session.topology.chaincode.name)
+    tasks = fl_tasks(session)
     task = tasks.create({
         "task_id": spec.task_id, "publisher_domain": session.domain.id, "model": spec.model,
         "features": int(own.features.shape[1]), "scaler_mean": list(scaler.mean), "scaler_scale": list(scaler.scale),
@@ -157,7 +161,7 @@ def train(session: Session, task_id: str, attack: str | None = None, round_numbe
     if any(update["domain"] == domain for update in tasks.updates(task_id, number)):
         raise FlError(f"{domain} already submitted its update for round {number} of task {task_id}")
     current = global_weights(session, task, number - 1)
-    share = data.load_share(data_folder(session.layout, domain))
+    share = data.load_share(session.layout.fl_data(domain))
     fetched = time.perf_counter()
     result = local_round(domain, share, scaler_of(task), current, task["learning_rate"], task["epochs"], attack)
     trained = time.perf_counter()
@@ -280,7 +284,7 @@ def aggregate_round(session: Session, task_id: str, partial: bool = False) -> tu
         combined = aggregator(task["aggregator"], task["max_samples"]).aggregate(updates)
     except AggregationError as error:
         raise FlError(f"round {number} of task {task_id}: {error}") from None
-    test = data.load_share(data_folder(session.layout, session.domain.id) / TEST_SHARE)
+    test = data.load_share(session.layout.fl_data(session.domain.id) / TEST_SHARE)
     features = scaler_of(task).apply(test.features)
     accuracy, loss = model.accuracy(combined, features, test.labels), model.loss(combined, features, test.labels)
     aggregated = time.perf_counter()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 from medfabric.consortium.topology import CHAINCODE_NAME
 from medfabric.gateway import GatewayError, Network
+from medfabric.polling import awaited
 
 FL_CONTRACT = "fl"
 LAG_WAIT = 5.0  # seconds another domain's peer may take to commit what this one has
@@ -49,16 +49,21 @@ class FlTasks:
     def _submit(self, name: str, document: dict[str, Any]) -> Any:
         """Submit; while an endorser refuses because it has not yet committed what this one has (the last
         transaction committed on this peer only), ask again, for up to LAG_WAIT seconds."""
-        deadline = time.monotonic() + LAG_WAIT
-        pause = 0.05
-        while True:
+        refusals: list[GatewayError] = []
+
+        def attempt() -> Any:
             try:
                 return json.loads(self._contract.submit_transaction(name, json.dumps(document)))
             except GatewayError as error:
-                if not _behind(str(error), document) or time.monotonic() >= deadline:
+                if not _behind(str(error), document):
                     raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
+                refusals.append(error)
+                return None
+
+        answer = awaited(attempt, LAG_WAIT)
+        if answer is None:
+            raise refusals[-1]
+        return answer
 
     def _evaluate(self, name: str, *arguments: str) -> Any:
         return json.loads(self._contract.evaluate_transaction(name, *arguments))
