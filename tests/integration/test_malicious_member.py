@@ -28,6 +28,7 @@ from fabric_protos.gateway import gateway_pb2
 from medfabric.consortium.connection import connect_as
 from medfabric.gateway import GatewayError, connect
 from medfabric.gateway.identity import load_msp_identity
+from medfabric.polling import awaited
 from medfabric.sharing.demo import demo_entry
 from medfabric.sharing.emr_index import EmrIndex
 
@@ -192,6 +193,8 @@ def test_a_replayed_transaction_of_another_member_commits_once(network):
         assert transaction.submit().get_status().code_name == "VALID"
     signed = transaction.to_bytes()
     signature = gateway_pb2.PreparedTransaction.FromString(signed).envelope.signature
+    # the replay comes after A's commit has reached B's own peer (with ANY, B's Gateway asks that peer alone)
+    assert awaited(lambda: _entries_of(network, record_id, topology.domains[1]) or None, 10)
     with gateway_of(layout, attacker, layout.user_msp(attacker, "doctor"), signing=False) as gateway:
         with pytest.raises(GatewayError) as resubmitted:  # without a signer: the orderers' answer as it is
             gateway.new_signed_transaction(signed, signature).submit()
@@ -230,8 +233,9 @@ def _signature_of(proposal) -> bytes:
     return gateway_pb2.ProposedTransaction.FromString(proposal.to_bytes()).proposal.signature
 
 
-def _entries_of(network, record_id: str) -> list[dict]:
+def _entries_of(network, record_id: str, domain=None) -> list[dict]:
+    """The public log's entries of `record_id`, as hospital A's peer (or `domain`'s) has them."""
     topology, layout, _env = network
-    with connect_as(topology.domains[0].id, "doctor", topology=topology, layout=layout) as gateway:
+    with connect_as((domain or topology.domains[0]).id, "doctor", topology=topology, layout=layout) as gateway:
         log = gateway.get_network("public").get_contract(CHAINCODE, "access_log")
         return json.loads(log.evaluate_transaction("ListLog", "", "", record_id, "0", ""))["entries"]
