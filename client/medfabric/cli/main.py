@@ -20,6 +20,7 @@ from medfabric.cli.context import CliContext, channel_option, emit, identity_opt
 from medfabric.cli.diagnose import diagnose
 from medfabric.cli.emr import emr
 from medfabric.cli.fl import fl
+from medfabric.cli.market import market
 from medfabric.errors import MedfabricError
 from medfabric.gateway import GatewayError
 from medfabric.consortium.service_identity import SERVICE_USER
@@ -69,6 +70,7 @@ def cli(ctx: click.Context, topology: str | None) -> None:
 
 cli.add_command(emr)
 cli.add_command(fl)
+cli.add_command(market)
 cli.add_command(diagnose)
 cli.add_command(audit)
 
