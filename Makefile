@@ -21,11 +21,11 @@ ROUNDS ?=
 NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode_node caliper caliper/baseline
 
 .PHONY: help setup venv node-deps baseline-deps bench-deps up down status logs clean demo demo-fl test unit \
-	integration render bench bench-fl bench-report
+	integration render bench bench-fl bench-market bench-report
 
 help:
 	@echo "make demo | demo-fl | test | setup | up | down | status | logs | clean   (MODE=native|docker, PROFILE=NAME)"
-	@echo "make bench [SUITE=default] [ROUNDS=N] [PROFILE=NAME] | bench-report"
+	@echo "make bench [SUITE=default] [ROUNDS=N] [PROFILE=NAME] | bench-fl | bench-market | bench-report"
 
 venv: $(VENV)/.installed
 
@@ -62,6 +62,10 @@ bench: venv bench-deps
 # Federated learning's ledger cost per round on the running consortium (make up PROFILE=low-latency first).
 bench-fl: venv
 	$(BIN)/medfabric --topology $(TOPOLOGY) fl bench $(if $(ROUNDS),--rounds $(ROUNDS))
+
+# The market solver (no network): N = 10^4 users, M = 10 duty nodes, against scipy's centralised solve.
+bench-market: venv
+	$(BIN)/medfabric market bench
 
 bench-report: venv
 	$(BIN)/medfabric bench report
