@@ -30,16 +30,18 @@ def market() -> None:
               help='Your own instance: {"p_hat", "d_max", "costs": [M], "l": [N], "lambda": [N]}.')
 @click.option("--tolerance", type=click.FloatRange(0, min_open=True), default=admm.DEFAULT_TOLERANCE,
               show_default=True, help="Primal and dual residuals to stop at.")
+@click.option("--distributed", is_flag=True,
+              help="Each duty node's step in its own process, over TCP on 127.0.0.1 (the same answer).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="PNG of the prices and residuals.")
 @json_option
 def solve(scenario: str, users: int, dns: int, seed: int, problem_file: Path | None, tolerance: float,
-          plot: Path | None, as_json: bool) -> None:
+          distributed: bool, plot: Path | None, as_json: bool) -> None:
     """Solve one scenario and check it (epsilon-Nash for competitive, the scipy optimum for cooperative).
 
     Example: medfabric market solve --scenario competitive --users 1000 --dns 3 --json
     """
     problem = from_json(problem_file.read_text()) if problem_file else random_problem(users, dns, seed)
-    solution = solve_and_check(problem, scenario, tolerance)
+    solution = solve_and_check(problem, scenario, tolerance, distributed=distributed)
     if plot:
         from medfabric.market.plots import plot_solution
 
@@ -51,7 +53,7 @@ def solve(scenario: str, users: int, dns: int, seed: int, problem_file: Path | N
          f"{scenario}: {problem.users} users, {problem.dns} duty nodes; mean price {answer['mean_price']:.4f}, "
          f"total profit {answer['total_profit']:.2f}, total utility {answer['total_utility']:.2f}; "
          f"{solution.result.iterations} iterations{'' if solution.result.converged else ' (NOT converged)'}, "
-         f"{solution.result.seconds:.3f} s; {check}")
+         f"{solution.result.seconds:.3f} s{' in ' + str(problem.dns) + ' processes' if distributed else ''}; {check}")
     if not solution.result.converged:
         raise SystemExit(1)
 

@@ -37,8 +37,15 @@ class Solution:
 
 def solve_and_check(problem: MarketProblem, scenario: str, tolerance: float = admm.DEFAULT_TOLERANCE,
                     nash_grid: int = checks.NASH_GRID,
-                    progress: Callable[[int, float, float], None] | None = None) -> Solution:
-    result = admm.solve(problem, scenario, tolerance, progress=progress)
+                    progress: Callable[[int, float, float], None] | None = None,
+                    distributed: bool = False) -> Solution:
+    """Solve `scenario` (in process, or one process per duty node) and run its check."""
+    if distributed:
+        from medfabric.market.distributed import solve_distributed
+
+        result = solve_distributed(problem, scenario, tolerance, progress=progress)
+    else:
+        result = admm.solve(problem, scenario, tolerance, progress=progress)
     nash = optimum = None
     if scenario == "competitive":
         nash = checks.nash_gains(problem, result.prices, nash_grid).worst
