@@ -6,5 +6,7 @@ from .consent import ConsentContract
 from .decoy import DecoyContract
 from .emr_index import EmrIndexContract
 from .fl import FlContract
+from .market import MarketContract
 
-ALL_CONTRACTS = [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract, FlContract, DecoyContract]
+ALL_CONTRACTS = [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract, FlContract, DecoyContract,
+                 MarketContract]

@@ -18,7 +18,8 @@ grant_id is the id of the granting transaction. Expiry is judged by the
 transaction timestamp: a grant is valid while timestamp < expires.
 
 CheckAccess decides for the caller and a declared purpose: a grant counts only
-for its own purpose. EmergencyAccess (break-glass) is for treatment. Both keep
+for its own purpose; for the purpose "purchase", the caller's own unexpired
+purchase of the record (market contract) is the grant. EmergencyAccess (break-glass) is for treatment. Both keep
 the decision under
 their own transaction id (only they write "decision" keys: GetDecision is what
 a data service trusts, never an access-log entry) and write it to the access
@@ -40,6 +41,7 @@ from .common import (
     check_fields, invalid_field, iso_millis, one_of, parse_document, require_domain, text, trusted_role, utc_time
 )
 from .emr_index import ENTRY_RULES, EmrRecord, find_record, load_record
+from .market import PURCHASE_PURPOSE, purchase_allowing
 
 GRANT_KEY = "grant"
 RECORD_GRANTS = "grant~record"
@@ -48,6 +50,7 @@ TYPE_GRANTS = "grant~type"
 DECISION_KEY = "decision"
 SCOPES = ("record_id", "patient", "resource_type")
 PURPOSES = ("treatment", "research", "payment", "operations", "public-health")
+ACCESS_PURPOSES = (*PURPOSES, PURCHASE_PURPOSE)  # a purchase (market contract) counts as a grant for its own purpose
 EMERGENCY_ROLE = "doctor"
 EMERGENCY_PURPOSE = "treatment"  # break-glass is emergency treatment; also CheckAccess's default purpose
 GRANT_CREATED_EVENT = "GrantCreated"
@@ -190,7 +193,7 @@ class ConsentContract(Contract):
         commits either way."""
         check_argument("record_id", record_id, ENTRY_RULES["record_id"])
         check_argument("action", action, (one_of(("read",)), "must be read"))
-        check_argument("purpose", purpose, _GRANT_RULES["purpose"])
+        check_argument("purpose", purpose, (one_of(ACCESS_PURPOSES), f"must be one of {', '.join(ACCESS_PURPOSES)}"))
         allowed, reason, grant_id = _decide(ctx, record_id, purpose)
         return _conclude(ctx, record_id, purpose, allowed, reason, grant_id)
 
@@ -269,6 +272,11 @@ def _decide(ctx: TransactionContext, record_id: str, purpose: str) -> tuple[bool
     if record.owner_msp == identity.msp_id:
         return True, "own domain", None
     now, user = stub.get_tx_timestamp(), identity.get_attribute(ENROLLMENT_ATTRIBUTE)
+    if purpose == PURCHASE_PURPOSE:
+        purchase_id = purchase_allowing(stub, record_id, identity.msp_id, user, now)
+        if purchase_id is None:
+            return False, "no unexpired purchase of the record by the caller", None
+        return True, f"purchase {purchase_id}", purchase_id
     refusal = "no grant"
     for grant in _grants_for(stub, record):
         if grant.grantee_msp != identity.msp_id or grant.grantee_user not in (None, user):

@@ -12,6 +12,7 @@ from medfabric_chaincode.contracts.anchor import AnchorContract
 from medfabric_chaincode.contracts.consent import ConsentContract
 from medfabric_chaincode.contracts.emr_index import EmrIndexContract
 from medfabric_chaincode.contracts.decoy import DecoyContract
+from medfabric_chaincode.contracts.market import MarketContract
 from medfabric_chaincode.contracts.fl import FlContract
 
 from .actors import A_DOCTOR, B_DOCTOR, C_DOCTOR, actor_id, at, caller, ok, put_record, researcher, stamp
@@ -53,15 +54,15 @@ def log_entry(chain, result) -> dict:
 
 def test_contracts_in_the_chaincode():
     assert ALL_CONTRACTS == [EmrIndexContract, ConsentContract, AccessLogContract, AnchorContract, FlContract,
-                             DecoyContract]
+                             DecoyContract, MarketContract]
     assert [contract.name for contract in ALL_CONTRACTS] == ["emr_index", "consent", "access_log", "anchor", "fl",
-                                                             "decoy"]
+                                                             "decoy", "market"]
 
 
 def test_metadata_describes_every_contract(chain):
     metadata = ok(chain.invoke("org.hyperledger.fabric:GetMetadata"))
 
-    assert sorted(metadata["contracts"]) == ["access_log", "anchor", "consent", "decoy", "emr_index", "fl"]
+    assert sorted(metadata["contracts"]) == ["access_log", "anchor", "consent", "decoy", "emr_index", "fl", "market"]
     assert {"ConsentGrant", "AccessDecision", "LogEntry", "LogAnchor", "EmrRecord"} <= set(metadata["components"]["schemas"])
 
 
@@ -304,7 +305,7 @@ def test_unknown_record_is_denied_and_logged(chain):
         (("rec/1",), "invalid argument: 'record_id' must be 1-128 characters of A-Z a-z 0-9 . _ : -"),
         (("rec-001", "write"), "invalid argument: 'action' must be read"),
         (("rec-001", "read", "marketing"), "invalid argument: 'purpose' must be one of treatment, research, payment, "
-         "operations, public-health"),
+         "operations, public-health, purchase"),
     ],
 )
 def test_check_access_arguments_are_checked(chain, args, message):
