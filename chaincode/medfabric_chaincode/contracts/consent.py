@@ -276,7 +276,8 @@ def _decide(ctx: TransactionContext, record_id: str, purpose: str) -> tuple[bool
         purchase_id = purchase_allowing(stub, record_id, identity.msp_id, user, now)
         if purchase_id is None:
             return False, "no unexpired purchase of the record by the caller", None
-        return True, f"purchase {purchase_id}", purchase_id
+        # no grant id: the data service re-reads a grant id with GetGrant; a purchase is neither revocable nor a grant
+        return True, f"purchase {purchase_id}", None
     refusal = "no grant"
     for grant in _grants_for(stub, record):
         if grant.grantee_msp != identity.msp_id or grant.grantee_user not in (None, user):

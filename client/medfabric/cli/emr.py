@@ -14,8 +14,9 @@ from medfabric.cli.context import CliContext, channel_option, emit, identity_opt
 from medfabric.errors import MedfabricError
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
-purpose_option = click.option("--purpose", type=click.Choice(flows.PURPOSES), default=flows.DEFAULT_PURPOSE,
-                              show_default=True, help="Why the record is read; a grant counts for its own purpose only.")
+purpose_option = click.option("--purpose", type=click.Choice(flows.READ_PURPOSES), default=flows.DEFAULT_PURPOSE,
+                              show_default=True, help="Why the record is read; a grant counts for its own purpose "
+                                                      "only, a purchase (medfabric market buy) for 'purchase'.")
 
 
 @click.group()

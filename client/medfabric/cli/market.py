@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from medfabric.cli.context import emit
+from medfabric.cli.context import CliContext, emit
+from medfabric.errors import MedfabricError
 from medfabric.market import admm
 from medfabric.market.experiments import bench as run_bench
 from medfabric.market.experiments import compare as run_compare
@@ -108,3 +109,136 @@ def bench(users: int, dns: int, tolerance: float, as_json: bool) -> None:
 
 
 
+
+
+# -- on the public channel ----------------------------------------------------------------------------------------
+
+
+def _who(value: str) -> tuple[str, str]:
+    """`user@domain` -> (user, domain)."""
+    user, at, domain = value.rpartition("@")
+    if not at or not user or not domain:
+        raise click.BadParameter(f"must be user@domain, e.g. doctor@hospital-b, not {value!r}")
+    return user, domain
+
+
+as_option = click.option("--as", "who", required=True, help="The acting identity, user@domain (e.g. doctor@hospital-b).")
+
+
+def _ledger(session):
+    from medfabric.market.ledger import MarketLedger
+
+    return MarketLedger(session.gateway.get_network(session.public_channel), session.topology.chaincode.name)
+
+
+@market.command("post")
+@click.option("--domain", required=True, help="The duty node's domain; posted by its Admin.")
+@click.option("--scenario", type=click.Choice(admm.SCENARIOS), default="competitive", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the buyers' l and lambda.")
+@json_option
+@click.pass_obj
+def post(obj: CliContext, domain: str, scenario: str, seed: int, as_json: bool) -> None:
+    """Solve the consortium's game and post the domain's prices as its next price list version.
+
+    Example: medfabric market post --domain hospital-a --scenario cooperative
+    """
+    from medfabric.market import ledger as market_ledger
+
+    consortium = market_ledger.consortium_market(obj.topology, seed)
+    with obj.session(domain, "Admin") as session:
+        posted = market_ledger.post(_ledger(session), consortium, domain, scenario)
+    prices = sorted(posted["prices"].values())
+    emit(posted, as_json, f"{domain} price list version {posted['version']}: {len(prices)} buyers, "
+                          f"{market_ledger.money(prices[0]):.6f} to {market_ledger.money(prices[-1]):.6f} per unit "
+                          f"({scenario}), D_max {posted['d_max']:g}")
+
+
+@market.command("prices")
+@click.option("--domain", required=True, help="Whose price list.")
+@click.option("--version", type=click.IntRange(0), default=0, show_default=True, help="0: the latest.")
+@as_option
+@json_option
+@click.pass_obj
+def prices(obj: CliContext, domain: str, version: int, who: str, as_json: bool) -> None:
+    """A domain's posted price list."""
+    from medfabric.market.ledger import money
+
+    user, home = _who(who)
+    with obj.session(home, user) as session:
+        posted = _ledger(session).prices(domain, version)
+    lines = [f"{buyer}  {money(price):.6f}" for buyer, price in sorted(posted["prices"].items())]
+    emit(posted, as_json, f"{domain} version {posted['version']} (posted {posted['posted']}):\n" + "\n".join(lines))
+
+
+@market.command("credit")
+@click.option("--domain", required=True, help="The buyer's domain; credited by its Admin.")
+@click.option("--user", required=True, help="The user of that domain to credit.")
+@click.option("--amount", type=click.FloatRange(0, min_open=True), required=True)
+@json_option
+@click.pass_obj
+def credit(obj: CliContext, domain: str, user: str, amount: float, as_json: bool) -> None:
+    """Credit a user of a domain (as the domain's Admin)."""
+    from medfabric.market.ledger import money
+
+    if user not in obj.topology.domain(domain).users:
+        raise MedfabricError(f"domain {domain} has no user '{user}' (known: {', '.join(obj.topology.domain(domain).users)})")
+    with obj.session(domain, "Admin") as session:
+        balance = _ledger(session).credit(user, amount)
+    emit(balance, as_json, f"{user}@{domain}: balance {money(balance['amount']):.6f}")
+
+
+@market.command("balance")
+@as_option
+@json_option
+@click.pass_obj
+def balance(obj: CliContext, who: str, as_json: bool) -> None:
+    """The acting identity's balance."""
+    from medfabric.market.ledger import money
+
+    user, domain = _who(who)
+    with obj.session(domain, user) as session:
+        found = _ledger(session).balance(user)
+    emit(found, as_json, f"{who}: balance {money(found['amount']):.6f}")
+
+
+@market.command("buy")
+@click.argument("record_ids", nargs=-1, required=True)
+@as_option
+@click.option("--quantity", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
+@click.option("--days", type=click.IntRange(1, 366), default=30, show_default=True, help="How long the purchase opens the records.")
+@click.option("--price", type=click.FloatRange(0, min_open=True), help="Price per unit (default: the posted one).")
+@click.option("--version", type=click.IntRange(1), help="Price list version (default: the latest).")
+@json_option
+@click.pass_obj
+def buy(obj: CliContext, record_ids: tuple[str, ...], who: str, quantity: float, days: int, price: float | None,
+        version: int | None, as_json: bool) -> None:
+    """Buy published records of one domain at its posted price; then `emr request --purpose purchase` reads them.
+
+    Example: medfabric market buy rec-1 --as doctor@hospital-b --quantity 10
+    """
+    from datetime import timedelta
+
+    from medfabric.market.ledger import buyer_key, money, purchase_request
+
+    user, domain = _who(who)
+    with obj.session(domain, user) as session:
+        sellers = set()
+        for record_id in record_ids:
+            entry = session.index(session.public_channel).find(record_id)
+            if entry is None:
+                raise MedfabricError(f"record {record_id} is not published on {session.public_channel}")
+            sellers.add(entry["domain"])
+        if len(sellers) != 1:
+            raise MedfabricError(f"one purchase buys records of one domain, not of {', '.join(sorted(sellers))}")
+        ledger = _ledger(session)
+        document = purchase_request(ledger, sellers.pop(), buyer_key(session.domain, user), list(record_ids),
+                                    quantity, price, version, timedelta(days=days))
+        answer, tx_id = ledger.buy(document)
+    answer = {**answer, "tx_id": tx_id, "price": document["price"], "version": document["version"]}
+    if answer["accepted"]:
+        emit(answer, as_json, f"{answer['purchase_id']}: {len(record_ids)} record(s) of {document['domain']} for "
+                              f"{money(answer['cost']):.6f} ({quantity:g} x {document['price']:.6f}, version "
+                              f"{document['version']}); read them with --purpose purchase")
+        return
+    emit(answer, as_json, f"refused: {answer['reason']} (logged as {answer['log_id']})")
+    raise SystemExit(1)

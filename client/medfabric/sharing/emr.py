@@ -42,6 +42,7 @@ from medfabric.consortium.topology import Domain
 ERASE_REASON = "erasure requested by the owner"
 REASON_LIMIT = 256  # the access log's limit on a reason
 PURPOSES = ("treatment", "research", "payment", "operations", "public-health")  # as consent takes them
+READ_PURPOSES = (*PURPOSES, "purchase")  # a read may also rest on the reader's purchase (market contract)
 DEFAULT_PURPOSE = "treatment"
 
 Decide = Callable[[str], tuple[dict[str, Any], str]]  # channel -> (decision, its transaction id)
