@@ -20,11 +20,12 @@ import numpy as np
 
 from medfabric.errors import MedfabricError
 
-# The spec's draw (SYSTEM.md section 3): p_hat 5, every cost 1, l ~ Normal(10, 5^2) kept positive, lambda ~ U(40, 80).
+# The spec's draw (SYSTEM.md section 3): p_hat 5, every cost 1, l ~ Normal(10, 5^2) kept positive (truncated at 0:
+# a non-positive draw is drawn again), lambda ~ U(40, 80).
 DEFAULT_P_HAT = 5.0
 DEFAULT_COST = 1.0
 DEFAULT_D_MAX = 100.0
-L_MEAN, L_SD, L_FLOOR = 10.0, 5.0, 0.1
+L_MEAN, L_SD = 10.0, 5.0
 LAMBDA_RANGE = (40.0, 80.0)
 
 
@@ -103,12 +104,15 @@ def from_json(text: str) -> MarketProblem:
 
 def random_problem(users: int, dns: int, seed: int = 0, p_hat: float = DEFAULT_P_HAT, cost: float = DEFAULT_COST,
                    d_max: float = DEFAULT_D_MAX) -> MarketProblem:
-    """The spec's draw: l ~ Normal(10, 5^2) (values below 0.1 raised to it), lambda ~ U(40, 80), equal costs."""
+    """The spec's draw: l ~ Normal(10, 5^2) truncated to l > 0 (redrawn), lambda ~ U(40, 80), equal costs."""
     if users < 1:
         raise MarketError(f"users must be at least 1, not {users}")
     if dns < 1:
         raise MarketError(f"dns must be at least 1, not {dns}")
     rng = np.random.default_rng(seed)
-    l = np.maximum(rng.normal(L_MEAN, L_SD, users), L_FLOOR)
+    l = rng.normal(L_MEAN, L_SD, users)
+    while np.any(l <= 0):
+        redraw = l <= 0
+        l[redraw] = rng.normal(L_MEAN, L_SD, int(redraw.sum()))
     lam = rng.uniform(*LAMBDA_RANGE, users)
     return market_problem(p_hat, d_max, [cost] * dns, l, lam)
