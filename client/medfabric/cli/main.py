@@ -21,6 +21,7 @@ from medfabric.cli.diagnose import diagnose
 from medfabric.cli.emr import emr
 from medfabric.cli.fl import fl
 from medfabric.cli.market import market
+from medfabric.cli.consensus import consensus
 from medfabric.errors import MedfabricError
 from medfabric.gateway import GatewayError
 from medfabric.consortium.service_identity import SERVICE_USER
@@ -71,6 +72,7 @@ def cli(ctx: click.Context, topology: str | None) -> None:
 cli.add_command(emr)
 cli.add_command(fl)
 cli.add_command(market)
+cli.add_command(consensus)
 cli.add_command(diagnose)
 cli.add_command(audit)
 
