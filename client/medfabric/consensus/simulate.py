@@ -4,8 +4,8 @@ Every message of a phase is sent when its sender reaches that phase; it crosses 
 `backbone_mbps`: the medium every consensus message shares, which is what makes message counts cost time), then
 propagates (a base latency plus distance at fibre speed plus exponential jitter), then waits for its receiver's
 CPU (a FIFO per node, `verify_ms` per message: the signature check). A node moves on when it has processed its
-quorum of the phase: prepare after the pre-prepare and 2f prepares from others, commit after 2f commits from
-others (its own makes 2f + 1). Silent (faulty) nodes receive but send nothing. The instance is final when 2f + 1
+quorum of the phase: prepared with the pre-prepare and 2f prepares, its own counting (the primary, which sends
+none, needs 2f from others), committed with 2f + 1 commits, its own counting. Silent (faulty) nodes receive but send nothing. The instance is final when 2f + 1
 nodes have committed; clustered, when 2f_M + 1 duty nodes have committed the inter-group round that follows
 their groups' rounds (all groups run at once, over the same backbone).
 
@@ -112,17 +112,17 @@ def _per_receiver_fifo(dst: np.ndarray, arrival: np.ndarray, service: float, fre
     return done
 
 
-def _quorum_time(dst: np.ndarray, processed: np.ndarray, nodes: np.ndarray, needed: int) -> np.ndarray:
-    """For each of `nodes`, when it has processed `needed` of the messages addressed to it (inf: never)."""
-    if needed == 0:
-        return np.zeros(len(nodes))
+def _quorum_time(dst: np.ndarray, processed: np.ndarray, nodes: np.ndarray, needed: np.ndarray) -> np.ndarray:
+    """For each of `nodes`, when it has processed needed[k] of the messages addressed to it (inf: never; 0 when it
+    needs none)."""
     order = np.lexsort((processed, dst))
     size = int(max(dst.max(initial=0), nodes.max(initial=0))) + 1
     counts = np.bincount(dst, minlength=size)
     first = np.r_[0, np.cumsum(counts)[:-1]]
-    enough = counts[nodes] >= needed
     result = np.full(len(nodes), np.inf)
-    result[enough] = processed[order][first[nodes[enough]] + needed - 1]
+    result[needed <= 0] = 0.0
+    enough = (needed > 0) & (counts[nodes] >= needed)
+    result[enough] = processed[order][first[nodes[enough]] + needed[enough] - 1]
     return result
 
 
@@ -138,7 +138,7 @@ def _broadcasts(senders: np.ndarray, start: np.ndarray, members: np.ndarray) -> 
 def _pbft_round(medium: _Medium, groups: list[np.ndarray], primaries: list[int], silent: set[int],
                 start: dict[int, float], with_pre_prepare: bool = True) -> dict[int, float]:
     """One PBFT round in each group at once (phase by phase over the shared medium); when each member committed."""
-    quorums = [2 * ((len(members) - 1) // 3) for members in groups]
+    faults = [(len(members) - 1) // 3 for members in groups]
     ready = dict(start)
     if with_pre_prepare:
         src, dst, at = [], [], []
@@ -164,7 +164,11 @@ def _pbft_round(medium: _Medium, groups: list[np.ndarray], primaries: list[int],
         src, dst, at = (np.concatenate(part) for part in (src, dst, at))
         processed = medium.deliver(src, dst, at)
         after: dict[int, float] = {}
-        for members, needed in zip(groups, quorums):
+        for members, primary, f in zip(groups, primaries, faults):
+            # a node's own prepare or commit counts: 2f from others, but the primary sends no prepare
+            needed = np.full(len(members), 2 * f)
+            if phase == "prepare":
+                needed[members != primary if with_pre_prepare else np.ones(len(members), dtype=bool)] -= 1
             reached = _quorum_time(dst, processed, members, needed)
             for node, moment in zip(members, reached):
                 after[int(node)] = max(moment, ready.get(int(node), np.inf))
