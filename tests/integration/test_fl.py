@@ -16,6 +16,7 @@ from medfabric.crypto import canonical_json
 from medfabric.fl import experiments, flow, task_keys
 from medfabric.fl.records import FlRecordId
 from medfabric.gateway import GatewayError
+from medfabric.polling import awaited
 
 from .fl_sessions import participants
 
@@ -132,7 +133,12 @@ def test_only_the_publisher_fetches_an_update_from_its_domains_data_service(sess
     with pytest.raises(flow.FlError, match=f"HospitalCMSP may not have {record_id}: only HospitalAMSP"):
         flow.fetch_updates(outsider, task, [update])
     assert flow.fetch_updates(sessions[task["publisher_domain"]], task, [update])[0].domain == "hospital-b"
-    logged = json.loads(outsider.gateway.get_network("public").get_contract("medfabric", "access_log")
-                        .evaluate_transaction("ListLog", "", "", record_id, "0", ""))["entries"]
-    assert [(e["action"], e["outcome"], e["requester_msp"]) for e in logged] == [  # the store is logged locally
-        ("denied", "failure", "HospitalCMSP"), ("deliver", "success", "HospitalAMSP")]
+    expected = [("denied", "failure", "HospitalCMSP"), ("deliver", "success", "HospitalAMSP")]  # the store: locally
+    log = outsider.gateway.get_network("public").get_contract("medfabric", "access_log")
+
+    def entries():  # hospital-b's data service logged both through its own peer: wait for them to reach C's
+        logged = json.loads(log.evaluate_transaction("ListLog", "", "", record_id, "0", ""))["entries"]
+        found = [(e["action"], e["outcome"], e["requester_msp"]) for e in logged]
+        return found if found == expected else None
+
+    assert awaited(entries, 30) == expected
