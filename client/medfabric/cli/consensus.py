@@ -63,6 +63,21 @@ def cluster(nodes_file: Path, groups: int, features: str, method: str, balanced:
     emit(answer, as_json, "\n".join(lines))
 
 
+@consensus.command("nodes")
+@click.option("--count", type=click.IntRange(1), default=160, show_default=True)
+@click.option("--regions", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--liars", type=click.IntRange(0), default=0, show_default=True,
+              help="Nodes that report a random position instead of their own.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def nodes_command(count: int, regions: int, liars: int, seed: int, out: Path) -> None:
+    """Write a synthetic node file: positions (km) in Gaussian regions of a 1,000 km square."""
+    from medfabric.consensus.nodes import synthetic_nodes, write_nodes
+
+    write_nodes(synthetic_nodes(count, regions, seed, liars), out)
+    click.echo(f"{count} nodes in {regions} regions ({liars} lying) written to {out}")
+
+
 @consensus.command("model")
 @click.option("--nodes", default="160", show_default=True, help="N: a list (16,32) or a range (16..160).")
 @click.option("--groups", default="1,4,8,10", show_default=True, help="M values; 1 is flat PBFT.")
