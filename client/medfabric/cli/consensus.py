@@ -45,9 +45,12 @@ def consensus() -> None:
 @click.option("--method", type=click.Choice(METHODS), default="ward", show_default=True, help="Linkage.")
 @click.option("--balanced", is_flag=True, help="Group sizes that differ by at most one (cut in dendrogram order).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="PNG of the groups and the dendrogram.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a topology: a local channel and BFT orderer set per group, the duty nodes' set on public.")
+@click.option("--base-port", type=click.IntRange(1024, 60000), help="The written topology's base_port.")
 @json_option
 def cluster(nodes_file: Path, groups: int, features: str, method: str, balanced: bool, plot: Path | None,
-            as_json: bool) -> None:
+            out: Path | None, base_port: int | None, as_json: bool) -> None:
     """Cluster consensus nodes into groups, each with its duty node (the group's medoid).
 
     Example: medfabric consensus cluster --nodes nodes.csv --groups 4 --plot dendrogram.png
@@ -59,8 +62,13 @@ def cluster(nodes_file: Path, groups: int, features: str, method: str, balanced:
 
         plot_clusters(clustering, plot)
     answer = clustering.to_json()
+    if out:
+        from medfabric.consensus.topology_writer import write_topology
+
+        write_topology(clustering, out, base_port)
+        answer["topology"] = str(out)
     lines = [f"group {g['group'] + 1}: {len(g['members'])} nodes, duty node {g['duty_node']}" for g in answer["groups"]]
-    emit(answer, as_json, "\n".join(lines))
+    emit(answer, as_json, "\n".join(lines) + (f"\ntopology written to {out}" if out else ""))
 
 
 @consensus.command("nodes")

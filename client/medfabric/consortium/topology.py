@@ -317,6 +317,8 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
     local_ordering, public_ordering = chosen["local"], chosen["public"]
     orderers_per_domain = local_doc.integer("orderers_per_domain", minimum=1, maximum=9, default=1)
     local_doc.reject_unknown()
+    if local_ordering.consensus == "bft" and orderers_per_domain < 4:
+        raise TopologyError("channels.local.orderers_per_domain: BFT needs at least 4 orderers to tolerate one fault")
     public_name = public_doc.text("name", pattern=_CHANNEL_NAME, default="public")
     public_orderer_count = public_doc.integer("orderers", minimum=1, maximum=31)
     public_endorsement = public_doc.text("endorsement", default="MAJORITY")
@@ -332,7 +334,8 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
     channels: list[Channel] = []
     for domain in domains:
         orderers = tuple(
-            _orderer(f"raft{i}", domain, domain.local_channel, i + 1, next(orderer_index), host, base_port)
+            _orderer(f"{'raft' if local_ordering.consensus == 'raft' else 'group'}{i}", domain, domain.local_channel,
+                     i + 1, next(orderer_index), host, base_port)
             for i in range(orderers_per_domain)
         )
         channels.append(
