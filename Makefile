@@ -21,11 +21,11 @@ ROUNDS ?=
 NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode_node caliper caliper/baseline
 
 .PHONY: help setup venv node-deps baseline-deps bench-deps up down status logs clean demo demo-fl test unit \
-	integration render bench bench-fl bench-market bench-report
+	integration render bench bench-fl bench-market bench-consensus bench-report
 
 help:
 	@echo "make demo | demo-fl | test | setup | up | down | status | logs | clean   (MODE=native|docker, PROFILE=NAME)"
-	@echo "make bench [SUITE=default] [ROUNDS=N] [PROFILE=NAME] | bench-fl | bench-market | bench-report"
+	@echo "make bench [SUITE=default] [ROUNDS=N] [PROFILE=NAME] | bench-fl | bench-market | bench-consensus | bench-report"
 
 venv: $(VENV)/.installed
 
@@ -66,6 +66,10 @@ bench-fl: venv
 # The market solver (no network): N = 10^4 users, M = 10 duty nodes, against scipy's centralised solve.
 bench-market: venv
 	$(BIN)/medfabric market bench
+
+# Real SmartBFT, flat against AHC-clustered (needs no running consortium: each case comes up at 27000 and goes).
+bench-consensus: venv
+	$(OPS) bench-consensus
 
 bench-report: venv
 	$(BIN)/medfabric bench report

@@ -277,6 +277,26 @@ def logs(node: str | None, lines: int, follow: bool, topology_path: str | None) 
         _follow({name: layout.log_file(name) for name in names}, prefix)
 
 
+@network.command("bench-consensus")
+@click.option("--transactions", type=click.IntRange(1), default=300, show_default=True,
+              help="PutRecord transactions per BFT channel.")
+@click.option("--concurrency", type=click.IntRange(1, 512), default=16, show_default=True)
+@click.option("--idle", "idle_s", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Seconds idle before the load, for the heartbeat rate.")
+@click.option("--flat", "flat_sizes", default="4,7,10,16", show_default=True, help="Flat consenter counts.")
+def bench_consensus(transactions: int, concurrency: int, idle_s: float, flat_sizes: str) -> None:
+    """Real SmartBFT, flat (K orderers on one channel) against AHC-clustered (4 groups of 4 and the duty set):
+    messages per block from the orderers' metrics, latency and throughput under the same load. Each case comes up
+    at base port 27000 in its own folder and is cleaned away; the report is in build/bench/consensus-<time>/.
+    """
+    from medfabric_ops.consensus_bench import run as run_consensus_bench
+
+    sizes = tuple(int(size) for size in flat_sizes.split(",") if size.strip())
+    out = run_consensus_bench(transactions=transactions, concurrency=concurrency, idle_s=idle_s, flat_sizes=sizes,
+                              say=lambda line: click.echo(line, err=True))
+    click.echo(f"report: {out / 'report.md'}")
+
+
 @network.command()
 @click.option("--suite", default="default", show_default=True, help="The suite: caliper/benchmarks/SUITE.yaml.")
 @click.option("--rounds", type=click.IntRange(min=1), default=None, help="Run only the suite's first N rounds.")

@@ -1,0 +1,117 @@
+"""`make bench-consensus`: real SmartBFT, flat against clustered, on this machine.
+
+Flat: the default consortium with K orderers on the public channel (K = 4, 7, 10, 16). Clustered: 16 nodes
+clustered into 4 groups of 4 (`medfabric consensus cluster --out`): a BFT set of 4 per group's local channel and
+the 4 duty nodes' set on the public channel. Each case comes up in its own build folder, gets the same PutRecord
+load on each BFT channel (medfabric.bench.loadtest through the Gateway), has its orderers' message counters read
+(medfabric.consensus.measure), and is cleaned away. The report goes to build/bench/consensus-<UTC time>/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medfabric.consensus import model
+from medfabric.consensus.clustering import cluster
+from medfabric.consensus.measure import measure
+from medfabric.consensus.nodes import synthetic_nodes
+from medfabric.consensus.topology_writer import topology_document
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, load_topology
+
+FLAT_SIZES = (4, 7, 10, 16)
+GROUPS, GROUP_SIZE = 4, 4
+BASE_PORT = 27000
+PROFILE = "low-latency"
+
+
+def flat_document(consenters: int) -> dict[str, Any]:
+    document = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    document["base_port"] = BASE_PORT
+    document["channels"]["public"]["orderers"] = consenters
+    document.setdefault("baseline", {})["enabled"] = False
+    return document
+
+
+def clustered_document(seed: int = 0) -> dict[str, Any]:
+    nodes = synthetic_nodes(GROUPS * GROUP_SIZE, GROUPS, seed)
+    return topology_document(cluster(nodes, GROUPS, balanced=True), BASE_PORT)
+
+
+def smartbft_per_block(consenters: int) -> int:
+    """SmartBFT's three phases per decision: the leader's pre-prepare to K - 1, then every consenter's prepare
+    and commit to the other K - 1 (its leader prepares too, unlike PBFT's primary)."""
+    return (consenters - 1) + 2 * consenters * (consenters - 1)
+
+
+def _ops(args: list[str], env: dict[str, str], timeout: float = 900) -> None:
+    done = subprocess.run([sys.executable, "-m", "medfabric_ops", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode != 0:
+        tail = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        raise RuntimeError(f"medfabric_ops {args[0]} failed: {tail}")
+
+
+def run_case(name: str, document: dict[str, Any], folder: Path, transactions: int, concurrency: int,
+             idle_s: float, say: Callable[[str], None]) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    topology_file = folder / "topology.yaml"
+    topology_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    env = dict(os.environ, MEDFABRIC_BUILD_DIR=str(folder / "build"), MEDFABRIC_TOPOLOGY=str(topology_file))
+    topology = load_topology(topology_file, PROFILE)
+    layout = NetworkLayout(folder / "build")
+    orderers = sum(len(channel.orderers) for channel in topology.channels)
+    say(f"{name}: {orderers} orderers, setting up")
+    try:
+        _ops(["setup", "--topology", str(topology_file), "--profile", PROFILE], env)
+        _ops(["up", "--topology", str(topology_file), "--profile", PROFILE], env)
+        channels = []
+        for channel in topology.channels:
+            if channel.ordering.consensus != "bft":
+                continue
+            owner = channel.domains[0].id
+            say(f"{name}: {transactions} transactions on {channel.name} ({len(channel.orderers)} consenters)")
+            measured = measure(topology, layout, channel.name, owner, transactions, concurrency, idle_s)
+            channels.append({**measured.to_json(), "smartbft_per_block": smartbft_per_block(measured.consenters)})
+    finally:
+        _ops(["clean", "--topology", str(topology_file)], env)
+    return {"case": name, "orderers": orderers, "channels": channels}
+
+
+def run(out: Path | None = None, transactions: int = 300, concurrency: int = 16, idle_s: float = 10.0,
+        flat_sizes: tuple[int, ...] = FLAT_SIZES, say: Callable[[str], None] = print) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = out or NetworkLayout.default().root / "bench" / f"consensus-{stamp}"
+    cases = [(f"flat-{k}", flat_document(k)) for k in flat_sizes]
+    cases.append((f"ahc-{GROUPS}x{GROUP_SIZE}", clustered_document()))
+    results = [run_case(name, document, out / name, transactions, concurrency, idle_s, say)
+               for name, document in cases]
+    report = {"when": stamp, "profile": PROFILE, "transactions": transactions, "concurrency": concurrency,
+              "cases": results,
+              "model": {"flat": {k: model.flat(k).total for k in flat_sizes},
+                        "ahc": model.clustered(GROUPS * GROUP_SIZE, GROUPS).to_json()}}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(markdown(report))
+    say(markdown(report))
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["| case | channel | K | blocks | messages/block | SmartBFT 3 phases | PBFT model | idle msg/s | "
+             "TPS | p50 ms | p99 ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for case in report["cases"]:
+        for c in case["channels"]:
+            lines.append(f"| {case['case']} | {c['channel']} | {c['consenters']} | {c['blocks']:.0f} | "
+                         f"{c['messages_per_block']:.1f} | {c['smartbft_per_block']} | {c['pbft_per_block']} | "
+                         f"{c['idle_messages_per_s']:.1f} | {c['tps']} | {c['latency_p50_ms']} | "
+                         f"{c['latency_p99_ms']} |")
+    return "\n".join(lines) + "\n"
