@@ -106,12 +106,28 @@ def run(out: Path | None = None, transactions: int = 300, concurrency: int = 16,
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = ["| case | channel | K | blocks | messages/block | SmartBFT 3 phases | PBFT model | idle msg/s | "
-             "TPS | p50 ms | p99 ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | channel | K | blocks | tx/block | messages/block | SmartBFT 3 phases | PBFT model | "
+             "forwarded/block | dropped/block | idle msg/s | views changed | TPS | p50 ms | p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for case in report["cases"]:
         for c in case["channels"]:
+            per_block = c['transactions'] / c['blocks'] if c['blocks'] else float("nan")
             lines.append(f"| {case['case']} | {c['channel']} | {c['consenters']} | {c['blocks']:.0f} | "
-                         f"{c['messages_per_block']:.1f} | {c['smartbft_per_block']} | {c['pbft_per_block']} | "
-                         f"{c['idle_messages_per_s']:.1f} | {c['tps']} | {c['latency_p50_ms']} | "
-                         f"{c['latency_p99_ms']} |")
+                         f"{per_block:.1f} | {c['messages_per_block']:.1f} | {c['smartbft_per_block']} | "
+                         f"{c['pbft_per_block']} | {c['forwarded_per_block']:.2f} | {c['dropped_per_block']:.2f} | "
+                         f"{c['idle_messages_per_s']:.1f} | {c['view_changes']:.0f} | {c['tps']} | "
+                         f"{c['latency_p50_ms']} | {c['latency_p99_ms']} |")
+    lines += ["", "Messages received per block by type (a second load of the same kind, SmartBFT logs at debug):", "",
+              "| case | channel | K | blocks | PrePrepare | prepare | commit | state transfer (req + resp) | "
+              "heartbeat | other |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for case in report["cases"]:
+        for c in case["channels"]:
+            kinds = dict(c["received_per_block"])
+            known = [kinds.pop(k, 0.0) for k in ("PrePrepare", "prepare", "commit")]
+            transfer = kinds.pop("state_transfer_request", 0.0) + kinds.pop("state_transfer_response", 0.0)
+            heartbeat = kinds.pop("HeartBeat", 0.0) + kinds.pop("heart_beat_response", 0.0)
+            other = ", ".join(f"{k} {v:.2f}" for k, v in kinds.items()) or "-"
+            lines.append(f"| {case['case']} | {c['channel']} | {c['consenters']} | {c['typed_blocks']:.0f} | "
+                         f"{known[0]:.2f} | {known[1]:.2f} | {known[2]:.2f} | {transfer:.2f} | {heartbeat:.2f} | "
+                         f"{other} |")
     return "\n".join(lines) + "\n"

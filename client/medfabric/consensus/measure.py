@@ -3,15 +3,20 @@
 Per orderer and channel, `cluster_comm_msg_send_time_count{channel, host}` counts the cluster messages it sent to
 each other consenter (consensus messages and forwarded requests alike) and `consensus_smartbft_view_decisions`
 the blocks it decided. Idle, the leader still sends heartbeats: the idle rate is measured first and taken off.
-A measurement: snapshot, idle for a while, snapshot, a load through the Gateway, snapshot.
+A measurement: snapshot, idle for a while, snapshot, a load through the Gateway, snapshot. Then, to tell the
+messages apart (the counter has no type label), a second, smaller load with the orderers' SmartBFT logger at debug
+(set through their /logspec endpoint, then back to info): each "got message from <id>: <type>" line is one
+message received, by type (PrePrepare, prepare, commit, HeartBeat...).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 
 from medfabric.bench.loadtest import run_put_load
 from medfabric.consensus import model
@@ -21,9 +26,14 @@ from medfabric.consortium.topology import Topology
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_RECEIVED = re.compile(r"got message from \d+: <?(\w+)")
+DEBUG_SPEC = "orderer.consensus.smartbft=debug:info"
+INFO_SPEC = "info"
 SENT = "cluster_comm_msg_send_time_count"
 DECIDED = "consensus_smartbft_view_decisions"
 VIEW = "consensus_smartbft_view_number"
+FORWARDED = "consensus_smartbft_pool_count_leader_forward_request"  # requests a follower sent on to the leader
+DROPPED = "cluster_comm_msg_dropped_count"  # messages an orderer dropped (its egress queue to a peer full)
 
 
 def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -44,13 +54,15 @@ class ChannelCounters:
     sent: float  # messages sent to the other consenters, all orderers of the channel together
     decisions: float  # blocks decided (the most any orderer reports)
     views: float  # the highest view number (a view change raises it)
+    forwarded: float = 0.0  # requests forwarded to the leader, all orderers together
+    dropped: float = 0.0  # messages dropped, all orderers together
 
 
 def snapshot(topology: Topology, channel_name: str, timeout: float = 5.0) -> ChannelCounters:
     channel = topology.channel(channel_name)
     if channel.ordering.consensus != "bft":
         raise ConsensusError(f"channel {channel_name} is ordered by {channel.ordering.consensus}, not BFT")
-    sent = decisions = views = 0.0
+    sent = decisions = views = forwarded = dropped = 0.0
     for orderer in channel.orderers:
         url = f"http://{orderer.operations_address}/metrics"
         try:
@@ -67,7 +79,11 @@ def snapshot(topology: Topology, channel_name: str, timeout: float = 5.0) -> Cha
                 decisions = max(decisions, value)
             elif name == VIEW:
                 views = max(views, value)
-    return ChannelCounters(sent, decisions, views)
+            elif name == FORWARDED:
+                forwarded += value
+            elif name == DROPPED:
+                dropped += value
+    return ChannelCounters(sent, decisions, views, forwarded, dropped)
 
 
 @dataclass(frozen=True)
@@ -88,14 +104,56 @@ class Measurement:
     messages_per_block: float  # idle rate taken off
     pbft_per_block: int  # the model's flat PBFT count for this many consenters
     view_changes: float
+    forwarded_per_block: float  # requests the followers sent on to the leader
+    dropped_per_block: float
+    typed_blocks: float = 0.0  # blocks of the debug-logged load
+    received_per_block: dict[str, float] = field(default_factory=dict)  # by message type, from the debug logs
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
+def set_logspec(address: str, spec: str, timeout: float = 5.0) -> None:
+    request = urllib.request.Request(f"http://{address}/logspec", data=json.dumps({"spec": spec}).encode(),
+                                     method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - our own 127.0.0.1 node
+            pass
+    except OSError as error:
+        raise ConsensusError(f"cannot set the log level at {address}: {error}") from None
+
+
+def messages_by_type(topology: Topology, layout: NetworkLayout, channel_name: str, domain_id: str,
+                     transactions: int, concurrency: int) -> tuple[float, Counter]:
+    """(blocks decided, messages received by type) during a load run with the orderers' SmartBFT logs at debug."""
+    orderers = topology.channel(channel_name).orderers
+    offsets = {}
+    for orderer in orderers:
+        log = layout.log_file(orderer.host_name)
+        offsets[orderer.name] = log.stat().st_size if log.exists() else 0
+        set_logspec(orderer.operations_address, DEBUG_SPEC)
+    try:
+        before = snapshot(topology, channel_name)
+        run_put_load(topology, layout, domain_id=domain_id, channel=channel_name, count=transactions,
+                     concurrency=concurrency)
+        after = snapshot(topology, channel_name)
+    finally:
+        for orderer in orderers:
+            set_logspec(orderer.operations_address, INFO_SPEC)
+    received: Counter = Counter()
+    for orderer in orderers:
+        with open(layout.log_file(orderer.host_name), "rb") as log:
+            log.seek(offsets[orderer.name])
+            for line in log.read().decode(errors="replace").splitlines():
+                if f"channel={channel_name}" in line:
+                    received.update(_RECEIVED.findall(line))
+    return after.decisions - before.decisions, received
+
+
 def measure(topology: Topology, layout: NetworkLayout, channel_name: str, domain_id: str, transactions: int = 300,
-            concurrency: int = 16, idle_s: float = 10.0) -> Measurement:
-    """Messages per decided block on `channel_name` under a PutRecord load, with its latency and throughput."""
+            concurrency: int = 16, idle_s: float = 10.0, typed_transactions: int = 100) -> Measurement:
+    """Messages per decided block on `channel_name` under a PutRecord load, with its latency and throughput, and
+    (typed_transactions > 0) the messages of a second load by type."""
     consenters = len(topology.channel(channel_name).orderers)
     before_idle = snapshot(topology, channel_name)
     time.sleep(idle_s)
@@ -107,10 +165,17 @@ def measure(topology: Topology, layout: NetworkLayout, channel_name: str, domain
     blocks = after.decisions - after_idle.decisions
     messages = after.sent - after_idle.sent
     heartbeats = idle_rate * result.seconds
+    typed_blocks, received = (messages_by_type(topology, layout, channel_name, domain_id, typed_transactions,
+                                               concurrency) if typed_transactions else (0.0, Counter()))
     return Measurement(
         channel=channel_name, consenters=consenters, transactions=transactions, concurrency=concurrency,
         seconds=result.seconds, tps=result.tps, latency_p50_ms=result.latency_p50_ms,
         latency_p99_ms=result.latency_p99_ms, failed=result.failed, blocks=blocks, messages=messages,
         idle_messages_per_s=idle_rate, heartbeat_share=heartbeats / messages if messages else 0.0,
         messages_per_block=(messages - heartbeats) / blocks if blocks else float("nan"),
-        pbft_per_block=model.flat(consenters).total, view_changes=after.views - before_idle.views)
+        pbft_per_block=model.flat(consenters).total, view_changes=after.views - before_idle.views,
+        forwarded_per_block=(after.forwarded - after_idle.forwarded) / blocks if blocks else float("nan"),
+        dropped_per_block=(after.dropped - after_idle.dropped) / blocks if blocks else float("nan"),
+        typed_blocks=typed_blocks,
+        received_per_block={kind: count / typed_blocks for kind, count in sorted(received.items())} if typed_blocks
+        else {})
