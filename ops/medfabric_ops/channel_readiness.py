@@ -21,15 +21,13 @@ Metrics read: etcdraft `consensus_etcdraft_is_leader` and
 from __future__ import annotations
 
 import http.client
-import re
 from typing import Iterable
 
 from medfabric.consortium.topology import Channel, Topology
+from medfabric.prometheus import parse_samples
 
 from .process import poll_until
 
-_SAMPLE = re.compile(r'^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 class ChannelNotReadyError(RuntimeError):
@@ -52,19 +50,8 @@ def read_metrics(address: str, timeout: float = 2.0) -> dict[tuple[str, str], fl
 
 
 def parse_metrics(text: str) -> dict[tuple[str, str], float]:
-    samples: dict[tuple[str, str], float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line.strip())
-        if not match:
-            continue
-        channel = dict(_LABEL.findall(match["labels"])).get("channel")
-        if channel is None:
-            continue
-        try:
-            samples[(match["name"], channel)] = float(match["value"])
-        except ValueError:
-            continue
-    return samples
+    """{(metric name, channel label): value} of the samples that have a channel label."""
+    return {(name, labels["channel"]): value for name, labels, value in parse_samples(text) if "channel" in labels}
 
 
 def not_ready(topology: Topology, channel: Channel) -> str | None:

@@ -7,9 +7,7 @@ from pathlib import Path
 import click
 
 from medfabric.cli.context import emit
-from medfabric.consensus import model
-from medfabric.consensus.clustering import METHODS, cluster as run_cluster
-from medfabric.consensus.nodes import DEFAULT_FEATURES, ConsensusError, read_nodes
+from medfabric.consensus import DEFAULT_FEATURES, METHODS, ConsensusError, model
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -55,6 +53,9 @@ def cluster(nodes_file: Path, groups: int, features: str, method: str, balanced:
 
     Example: medfabric consensus cluster --nodes nodes.csv --groups 4 --plot dendrogram.png
     """
+    from medfabric.consensus.clustering import cluster as run_cluster
+    from medfabric.consensus.nodes import read_nodes
+
     names = tuple(name.strip() for name in features.split(",") if name.strip())
     clustering = run_cluster(read_nodes(nodes_file, names), groups, method, balanced)
     if plot:
@@ -152,6 +153,7 @@ def simulate(nodes: str, groups: str, repetitions: int, seed: int, faulty: int, 
 @json_option
 def robustness(nodes: int, groups: int, liars: int, seed: int, plot: Path | None, as_json: bool) -> None:
     """Do lying nodes change how the honest ones group? Agreement with the true regions, per linkage method."""
+    from medfabric.consensus.clustering import cluster as run_cluster
     from medfabric.consensus.robustness import robustness as measure
 
     rows = measure(nodes, groups, liars, seed)

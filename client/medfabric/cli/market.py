@@ -8,11 +8,7 @@ import click
 
 from medfabric.cli.context import CliContext, emit
 from medfabric.errors import MedfabricError
-from medfabric.market import admm
-from medfabric.market.experiments import bench as run_bench
-from medfabric.market.experiments import compare as run_compare
-from medfabric.market.experiments import solve_and_check, summary
-from medfabric.market.problem import from_json, random_problem
+from medfabric.market import DEFAULT_TOLERANCE, SCENARIOS
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -23,13 +19,13 @@ def market() -> None:
 
 
 @market.command("solve")
-@click.option("--scenario", type=click.Choice(admm.SCENARIOS), required=True)
+@click.option("--scenario", type=click.Choice(SCENARIOS), required=True)
 @click.option("--users", type=click.IntRange(1), default=200, show_default=True, help="N (a random draw).")
 @click.option("--dns", type=click.IntRange(1), default=4, show_default=True, help="M (a random draw).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draw.")
 @click.option("--problem", "problem_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help='Your own instance: {"p_hat", "d_max", "costs": [M], "l": [N], "lambda": [N]}.')
-@click.option("--tolerance", type=click.FloatRange(0, min_open=True), default=admm.DEFAULT_TOLERANCE,
+@click.option("--tolerance", type=click.FloatRange(0, min_open=True), default=DEFAULT_TOLERANCE,
               show_default=True, help="Primal and dual residuals to stop at.")
 @click.option("--distributed", is_flag=True,
               help="Each duty node's step in its own process, over TCP on 127.0.0.1 (the same answer).")
@@ -41,6 +37,9 @@ def solve(scenario: str, users: int, dns: int, seed: int, problem_file: Path | N
 
     Example: medfabric market solve --scenario competitive --users 1000 --dns 3 --json
     """
+    from medfabric.market.experiments import solve_and_check
+    from medfabric.market.problem import from_json, random_problem
+
     problem = from_json(problem_file.read_text()) if problem_file else random_problem(users, dns, seed)
     solution = solve_and_check(problem, scenario, tolerance, distributed=distributed)
     if plot:
@@ -73,6 +72,9 @@ def compare(draws: int, users: int, dns: int, first_seed: int, plot: Path | None
     """
     from rich.progress import Progress
 
+    from medfabric.market.experiments import compare as run_compare
+    from medfabric.market.experiments import summary
+
     with Progress(disable=as_json) as progress:
         bar = progress.add_task("draws", total=draws)
         rows = run_compare(draws, users, dns, first_seed, on_draw=lambda _row: progress.advance(bar))
@@ -100,6 +102,8 @@ def compare(draws: int, users: int, dns: int, first_seed: int, plot: Path | None
 @json_option
 def bench(users: int, dns: int, tolerance: float, as_json: bool) -> None:
     """Time the decomposed solver against scipy's centralised solve of the same problem, side by side."""
+    from medfabric.market.experiments import bench as run_bench
+
     result = run_bench(users, dns, tolerance)
     emit(result.to_json(), as_json,
          f"N = {users}, M = {dns}, tolerance {tolerance:g}: competitive {result.competitive_seconds:.3f} s "
@@ -133,7 +137,7 @@ def _ledger(session):
 
 @market.command("post")
 @click.option("--domain", required=True, help="The duty node's domain; posted by its Admin.")
-@click.option("--scenario", type=click.Choice(admm.SCENARIOS), default="competitive", show_default=True)
+@click.option("--scenario", type=click.Choice(SCENARIOS), default="competitive", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the buyers' l and lambda.")
 @json_option
 @click.pass_obj

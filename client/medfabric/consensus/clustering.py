@@ -14,9 +14,8 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 from scipy.spatial.distance import pdist, squareform
 
-from medfabric.consensus.nodes import ConsensusError, NodeSet
-
-METHODS = ("ward", "average", "complete", "single")
+from medfabric.consensus import METHODS, ConsensusError
+from medfabric.consensus.nodes import NodeSet
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ from medfabric.consensus import model
 from medfabric.consensus.nodes import ConsensusError
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import Topology
+from medfabric.prometheus import parse_samples
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _RECEIVED = re.compile(r"got message from \d+: <?(\w+)")
 DEBUG_SPEC = "orderer.consensus.smartbft=debug:info"
 INFO_SPEC = "info"
@@ -34,19 +33,6 @@ DECIDED = "consensus_smartbft_view_decisions"
 VIEW = "consensus_smartbft_view_number"
 FORWARDED = "consensus_smartbft_pool_count_leader_forward_request"  # requests a follower sent on to the leader
 DROPPED = "cluster_comm_msg_dropped_count"  # messages an orderer dropped (its egress queue to a peer full)
-
-
-def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """Prometheus text exposition: (name, labels, value) per sample line."""
-    samples = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line.strip())
-        if match:
-            name, labels, value = match.groups()
-            samples.append((name, dict(_LABEL.findall(labels or "")), float(value)))
-    return samples
 
 
 @dataclass(frozen=True)
@@ -67,7 +53,7 @@ def snapshot(topology: Topology, channel_name: str, timeout: float = 5.0) -> Cha
         url = f"http://{orderer.operations_address}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own 127.0.0.1 node
-                samples = parse_metrics(response.read().decode())
+                samples = parse_samples(response.read().decode())
         except OSError as error:
             raise ConsensusError(f"orderer {orderer.name} of {channel_name} gave no metrics at {url}: {error}") from None
         for name, labels, value in samples:

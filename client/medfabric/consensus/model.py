@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from medfabric.consensus.nodes import ConsensusError
+from medfabric.consensus import ConsensusError
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medfabric.errors import MedfabricError
-
-DEFAULT_FEATURES = ("x", "y")
-
-
-class ConsensusError(MedfabricError):
-    """A node file, a clustering or a simulation setting that cannot be used; one line naming what is wrong."""
+from medfabric.consensus import DEFAULT_FEATURES, ConsensusError
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,6 @@ def _pbft_round(medium: _Medium, groups: list[np.ndarray], primaries: list[int],
         processed = medium.deliver(src, dst, at)
         for node, moment in zip(dst, processed):
             ready[int(node)] = float(moment)
-    prepared: dict[int, float] = {}
     for phase, skip_primary in (("prepare", with_pre_prepare), ("commit", False)):
         src, dst, at = [], [], []
         for members, primary in zip(groups, primaries):
@@ -172,12 +171,8 @@ def _pbft_round(medium: _Medium, groups: list[np.ndarray], primaries: list[int],
             reached = _quorum_time(dst, processed, members, needed)
             for node, moment in zip(members, reached):
                 after[int(node)] = max(moment, ready.get(int(node), np.inf))
-        if phase == "prepare":
-            prepared = after
-            ready = after
-        else:
-            return after
-    return prepared
+        ready = after  # prepared, then committed
+    return ready
 
 
 def _final(committed: dict[int, float], nodes: list[int], silent: set[int]) -> float:

@@ -24,7 +24,7 @@ from medfabric.crypto import canonical_json
 from medfabric.errors import MedfabricError
 from medfabric.fl.data import Share
 from medfabric.http_json import exchange
-from medfabric.gateway import CommitError, Network
+from medfabric.gateway import Network
 from medfabric.polling import awaited
 from medfabric.sharing.session import Session
 
@@ -48,12 +48,8 @@ class DecoyChallenges:
 
     def answer(self, challenge_id: str, answers: list[int], inputs_sha256: str) -> str:
         """Record the server's answers; the transaction id."""
-        submitted = self._contract.submit_async("SubmitAnswers", arguments=[json.dumps(
-            {"challenge_id": challenge_id, "answers": answers, "inputs_sha256": inputs_sha256})])
-        status = submitted.get_status()
-        if not status.successful:
-            raise CommitError(status)
-        return submitted.transaction_id
+        return self._contract.submit_committed("SubmitAnswers", arguments=[json.dumps(
+            {"challenge_id": challenge_id, "answers": answers, "inputs_sha256": inputs_sha256})]).transaction_id
 
     def reveal(self, reveal: dict[str, Any]) -> dict[str, Any]:
         return json.loads(self._contract.submit_transaction("Reveal", json.dumps(reveal)))

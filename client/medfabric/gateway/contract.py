@@ -58,11 +58,15 @@ class Contract:
 
     def submit(self, name: str, **options: Unpack[ProposalOptions]) -> bytes:
         """submit_transaction() with options; raises EndorseError, SubmitError, CommitStatusError, CommitError."""
+        return self.submit_committed(name, **options).result
+
+    def submit_committed(self, name: str, **options: Unpack[ProposalOptions]) -> SubmittedTransaction:
+        """As submit(), keeping the transaction (its result and id) once it committed valid."""
         submitted = self.submit_async(name, **options)
         status = submitted.get_status()
         if not status.successful:
             raise CommitError(status)
-        return submitted.result
+        return submitted
 
     def submit_async(self, name: str, **options: Unpack[ProposalOptions]) -> SubmittedTransaction:
         """Endorse and submit; returns once the orderers accepted it, with the result, before the commit."""

@@ -34,12 +34,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from medfabric.market import DEFAULT_TOLERANCE, SCENARIOS
 from medfabric.market.game import Outcome, outcome
 from medfabric.market.problem import MarketError, MarketProblem
 from medfabric.market.slack import DutyNodeData, maximise
 
-SCENARIOS = ("competitive", "cooperative")
-DEFAULT_TOLERANCE = 1e-9
 DEFAULT_MAX_ITERATIONS = 5000
 GRID = 24  # candidates that guard each one-dimensional step against a local optimum
 WARM_UP = 2
@@ -203,31 +202,36 @@ def coordinate(problem: MarketProblem, scenario: str, nodes: Sequence[DutyNodeSt
     replies = [node.start() for node in nodes]
     result = AdmmResult(scenario, np.empty(0), 0, False)
     if loop_kind(problem, scenario) == "competitive":
-        s = np.concatenate([reply["x"] for reply in replies], axis=1).sum(axis=1)
+        s = _columns(replies, "x").sum(axis=1)
         for iteration in range(1, max_iterations + 1):
             replies = each({"s": s})
-            s_next = np.concatenate([reply["x"] for reply in replies], axis=1).sum(axis=1)
+            s_next = _columns(replies, "x").sum(axis=1)
             primal, dual = max(reply["primal"] for reply in replies), rho * float(np.abs(s_next - s).max())
             s = s_next
             if _record(result, iteration, primal, dual, tolerance, progress):
                 break
     else:
-        x = np.concatenate([reply["x"] for reply in replies], axis=1)
-        ratio = np.concatenate([reply["q"] for reply in replies], axis=1).sum(axis=1) / x.sum(axis=1)
+        x = _columns(replies, "x")
+        ratio = _columns(replies, "q").sum(axis=1) / x.sum(axis=1)
         for iteration in range(1, max_iterations + 1):
             replies = each({"ratio": ratio})
-            x = np.concatenate([reply["x"] for reply in replies], axis=1)
-            q = np.concatenate([reply["q"] for reply in replies], axis=1)
+            x = _columns(replies, "x")
+            q = _columns(replies, "q")
             s = x.sum(axis=1)
             primal = float((np.abs((q - ratio[:, None] * x).sum(axis=1)) / s).max())
             ratio_next = q.sum(axis=1) / s
             dual, ratio = float(np.abs(ratio_next - ratio).max()), ratio_next
             if _record(result, iteration, primal, dual, tolerance, progress):
                 break
-    x = np.concatenate([reply["x"] for reply in replies], axis=1)
+    x = _columns(replies, "x")
     result.prices = problem.p_hat - x
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _columns(replies: list[Message], name: str) -> np.ndarray:
+    """The nodes' (N, columns) answers side by side, in duty-node order."""
+    return np.concatenate([reply[name] for reply in replies], axis=1)
 
 
 def _record(result: AdmmResult, iteration: int, primal: float, dual: float, tolerance: float,

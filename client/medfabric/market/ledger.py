@@ -17,7 +17,7 @@ import numpy as np
 
 from medfabric.consortium.topology import CHAINCODE_NAME, Domain, Topology
 from medfabric.errors import MedfabricError
-from medfabric.gateway import CommitError, GatewayError, Network
+from medfabric.gateway import GatewayError, Network
 from medfabric.market import admm
 from medfabric.market.problem import DEFAULT_COST, DEFAULT_D_MAX, DEFAULT_P_HAT, MarketProblem, random_problem
 
@@ -49,10 +49,7 @@ class MarketLedger:
 
     def buy(self, purchase: dict[str, Any]) -> tuple[dict[str, Any], str]:
         """The committed answer {accepted, reason, purchase_id, cost, log_id} and its transaction id."""
-        submitted = self._contract.submit_async("Buy", arguments=(json.dumps(purchase),))
-        status = submitted.get_status()
-        if not status.successful:
-            raise CommitError(status)
+        submitted = self._contract.submit_committed("Buy", arguments=(json.dumps(purchase),))
         return json.loads(submitted.result), submitted.transaction_id
 
     def purchase(self, purchase_id: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import json
 from typing import Any, Callable
 
 from medfabric.consortium.topology import CHAINCODE_NAME
-from medfabric.gateway import CommitError, Network
+from medfabric.gateway import Network
 
 PAGE_SIZE = 500
 
@@ -53,10 +53,7 @@ class Consent:
 
     def _decide(self, name: str, *arguments: str) -> tuple[dict[str, Any], str]:
         """Submit, wait for the commit (a data service reads the decision from the ledger), return the answer."""
-        submitted = self._contract.submit_async(name, arguments=arguments)
-        status = submitted.get_status()
-        if not status.successful:
-            raise CommitError(status)
+        submitted = self._contract.submit_committed(name, arguments=arguments)
         return json.loads(submitted.result), submitted.transaction_id
 
 

@@ -33,7 +33,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 from fabric_protos.peer import transaction_pb2
 
-from medfabric.gateway import EndorseError, ErrorDetail, GatewayError, Status, SubmitError
+from medfabric.gateway import CommitError, EndorseError, ErrorDetail, GatewayError, Status, SubmitError
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.service_identity import ServiceIdentity
 from medfabric.consortium.topology import Channel, Domain, Topology
@@ -246,6 +246,12 @@ class FakeContract:
     def submit_async(self, name: str, arguments: Iterable[str | bytes] = ()) -> FakeSubmitted:
         result, block = self._run(name, arguments, commit=True)
         return FakeSubmitted(result.tx_id, result.payload, Status(result.tx_id, transaction_pb2.VALID, block))
+
+    def submit_committed(self, name: str, arguments: Iterable[str | bytes] = ()) -> FakeSubmitted:
+        submitted = self.submit_async(name, arguments)
+        if not submitted.get_status().successful:
+            raise CommitError(submitted.get_status())
+        return submitted
 
     def _run(self, name: str, arguments: Iterable[str | bytes], *, commit: bool) -> tuple[TxResult, int]:
         function = f"{self.contract_name}:{name}" if self.contract_name else name

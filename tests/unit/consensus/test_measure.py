@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from medfabric.consensus.measure import DECIDED, SENT, parse_metrics
+from medfabric.consensus.measure import DECIDED, SENT
+from medfabric.prometheus import parse_samples as parse_metrics
 from medfabric.consortium.topology import parse_topology
 from medfabric_ops.consensus_bench import clustered_document, flat_document, smartbft_per_block
 
