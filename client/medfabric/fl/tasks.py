@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 from medfabric.consortium.topology import CHAINCODE_NAME
 from medfabric.gateway import GatewayError, Network
@@ -37,8 +37,11 @@ class FlTasks:
     def task(self, task_id: str) -> dict[str, Any]:
         return self._evaluate("GetTask", task_id)
 
-    def task_key(self, task_id: str, domain: str) -> dict[str, Any]:
-        return self._evaluate("GetTaskKey", task_id, domain)
+    def task_key(self, task_id: str, domain: str, wait: float = LAG_WAIT) -> dict[str, Any]:
+        """The domain's wrapped key of the task; the publisher issues keys after the task, in later blocks, so a
+        "has no key" from this peer is asked again for up to `wait` seconds before it is raised."""
+        return _asked_again(lambda: self._evaluate("GetTaskKey", task_id, domain),
+                            lambda message: "has no key for" in message, wait)
 
     def updates(self, task_id: str, round_number: int) -> list[dict[str, Any]]:
         return self._evaluate("ListUpdates", task_id, str(round_number))
@@ -49,24 +52,31 @@ class FlTasks:
     def _submit(self, name: str, document: dict[str, Any]) -> Any:
         """Submit; while an endorser refuses because it has not yet committed what this one has (the last
         transaction committed on this peer only), ask again, for up to LAG_WAIT seconds."""
-        refusals: list[GatewayError] = []
-
-        def attempt() -> Any:
-            try:
-                return json.loads(self._contract.submit_transaction(name, json.dumps(document)))
-            except GatewayError as error:
-                if not _behind(str(error), document):
-                    raise
-                refusals.append(error)
-                return None
-
-        answer = awaited(attempt, LAG_WAIT)
-        if answer is None:
-            raise refusals[-1]
-        return answer
+        return _asked_again(lambda: json.loads(self._contract.submit_transaction(name, json.dumps(document))),
+                            lambda message: _behind(message, document), LAG_WAIT)
 
     def _evaluate(self, name: str, *arguments: str) -> Any:
         return json.loads(self._contract.evaluate_transaction(name, *arguments))
+
+
+def _asked_again(call: Callable[[], Any], lagging: Callable[[str], bool], wait: float) -> Any:
+    """call() again while its GatewayError says this peer or an endorser lags, for up to `wait` seconds; then the
+    last refusal is raised."""
+    refusals: list[GatewayError] = []
+
+    def attempt() -> Any:
+        try:
+            return call()
+        except GatewayError as error:
+            if not lagging(str(error)):
+                raise
+            refusals.append(error)
+            return None
+
+    answer = awaited(attempt, wait)
+    if answer is None:
+        raise refusals[-1]
+    return answer
 
 
 def _behind(message: str, document: dict[str, Any]) -> bool:
