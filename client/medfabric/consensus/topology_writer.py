@@ -1,12 +1,13 @@
 """A consortium topology for a clustering (the schema `medfabric network up` reads): the Fabric form of AHC-PBFT.
 
 Each group becomes a domain whose local channel is ordered by a BFT set of the group's nodes (one orderer per
-node), and the public channel by one orderer per group: the duty nodes' set. Everything else (tuning profiles,
+node; a group of another size than most has its own `orderers` count), and the public channel by one orderer per group: the duty nodes' set. Everything else (tuning profiles,
 the Gateway limit, the chaincode) is the default topology's.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +23,23 @@ MAX_GROUP_ORDERERS = 9  # the topology's orderers_per_domain limit
 def topology_document(clustering: Clustering, base_port: int | None = None,
                       template: Path = DEFAULT_TOPOLOGY) -> dict[str, Any]:
     sizes = clustering.sizes()
-    if len(set(sizes)) != 1:
-        raise ConsensusError(f"a topology needs groups of one size (one orderer set size per local channel), not "
-                             f"{sizes}: use --balanced with a node count divisible by the groups")
-    size = sizes[0]
-    if not 4 <= size <= MAX_GROUP_ORDERERS:
-        raise ConsensusError(f"each group's BFT orderer set needs 4 to {MAX_GROUP_ORDERERS} nodes, not {size}")
+    small = [(group + 1, size) for group, size in enumerate(sizes) if not 4 <= size <= MAX_GROUP_ORDERERS]
+    if small:
+        listed = ", ".join(f"group-{group} has {size}" for group, size in small)
+        raise ConsensusError(f"each group's BFT orderer set needs 4 to {MAX_GROUP_ORDERERS} nodes: {listed} "
+                             f"(try --balanced, or fewer groups)")
     if clustering.groups < 4:
         raise ConsensusError(f"the duty nodes' BFT set on the public channel needs at least 4 groups, not "
                              f"{clustering.groups}")
     document = yaml.safe_load(template.read_text())
     if base_port is not None:
         document["base_port"] = base_port
+    usual = Counter(sizes).most_common(1)[0][0]
     document["domains"] = [
         {"id": f"group-{group + 1}", "msp_id": f"Group{group + 1}MSP", "peers": ["duty"],
-         "users": ["doctor", "researcher"]}
-        for group in range(clustering.groups)]
-    local = document["channels"]["local"]
-    local.update({"consensus": "bft", "orderers_per_domain": size})
+         "users": ["doctor", "researcher"], **({"orderers": size} if size != usual else {})}
+        for group, size in enumerate(sizes)]
+    document["channels"]["local"].update({"consensus": "bft", "orderers_per_domain": usual})
     document["channels"]["public"]["orderers"] = clustering.groups
     if "baseline" in document:
         document["baseline"]["enabled"] = False

@@ -119,6 +119,7 @@ class Domain:
     users: tuple[str, ...]
     chaincode_port: int
     data_service_port: int
+    local_orderers: int | None = None  # its local channel's orderer count, when not channels.local's
 
     @property
     def duty_peer(self) -> Peer:
@@ -317,8 +318,11 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
     local_ordering, public_ordering = chosen["local"], chosen["public"]
     orderers_per_domain = local_doc.integer("orderers_per_domain", minimum=1, maximum=9, default=1)
     local_doc.reject_unknown()
-    if local_ordering.consensus == "bft" and orderers_per_domain < 4:
-        raise TopologyError("channels.local.orderers_per_domain: BFT needs at least 4 orderers to tolerate one fault")
+    for index, domain in enumerate(domains):
+        count = domain.local_orderers or orderers_per_domain
+        if local_ordering.consensus == "bft" and count < 4:
+            where = f"domains[{index}].orderers" if domain.local_orderers else "channels.local.orderers_per_domain"
+            raise TopologyError(f"{where}: BFT needs at least 4 orderers to tolerate one fault")
     public_name = public_doc.text("name", pattern=_CHANNEL_NAME, default="public")
     public_orderer_count = public_doc.integer("orderers", minimum=1, maximum=31)
     public_endorsement = public_doc.text("endorsement", default="MAJORITY")
@@ -336,7 +340,7 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
         orderers = tuple(
             _orderer(f"{'raft' if local_ordering.consensus == 'raft' else 'group'}{i}", domain, domain.local_channel,
                      i + 1, next(orderer_index), host, base_port)
-            for i in range(orderers_per_domain)
+            for i in range(domain.local_orderers or orderers_per_domain)
         )
         channels.append(
             Channel(domain.local_channel, "local", local_ordering, (domain,), domain.peers, orderers)
@@ -457,6 +461,7 @@ def _parse_domains(entries: list["_Fields"], host: str, base_port: int, dns_suff
         msp_id = entry.text("msp_id", pattern=_MSP_ID)
         peer_names = entry.names("peers", pattern=_NODE_NAME)
         users = entry.names("users", pattern=_NODE_NAME, default=())
+        local_orderers = entry.integer("orderers", minimum=1, maximum=9) if entry.has("orderers") else None
         entry.reject_unknown()
         if not peer_names:
             raise TopologyError(f"domains[{index}].peers: at least one peer (the duty node) is required")
@@ -488,6 +493,7 @@ def _parse_domains(entries: list["_Fields"], host: str, base_port: int, dns_suff
                 users=tuple(users),
                 chaincode_port=base_port + PORT_PLAN["chaincode"][0] + index,
                 data_service_port=base_port + PORT_PLAN["data_service"][0] + index,
+                local_orderers=local_orderers,
             )
         )
     _reject_duplicates([d.id for d in domains], "domains[].id")
@@ -563,6 +569,9 @@ class _Fields:
                 raise TopologyError(f"{self.at(key)}: is required")
             return default
         return self._raw[key]
+
+    def has(self, key: str) -> bool:
+        return key in self._raw
 
     def text(self, key: str, pattern: re.Pattern | None = None, default: Any = None) -> str:
         value = self._get(key, _REQUIRED if default is None else default)
