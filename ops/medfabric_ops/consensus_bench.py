@@ -117,17 +117,22 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{c['pbft_per_block']} | {c['forwarded_per_block']:.2f} | {c['dropped_per_block']:.2f} | "
                          f"{c['idle_messages_per_s']:.1f} | {c['view_changes']:.0f} | {c['tps']} | "
                          f"{c['latency_p50_ms']} | {c['latency_p99_ms']} |")
-    lines += ["", "Messages received per block by type (a second load of the same kind, SmartBFT logs at debug):", "",
-              "| case | channel | K | blocks | PrePrepare | prepare | commit | state transfer (req + resp) | "
-              "heartbeat | other |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "Messages received per block by type (a second load of the same kind, SmartBFT logs at debug; an "
+              "assist is a consenter's resend of its vote to a late one; heartbeats taken: the followers' monitors, "
+              "real HeartBeats and the leader's messages injected as artificial ones):", "",
+              "| case | channel | K | blocks | PrePrepare | prepare | prepare assists | commit | commit assists | "
+              "state transfer (req + resp) | HeartBeat | heartbeats taken | from the leader | other |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for case in report["cases"]:
         for c in case["channels"]:
             kinds = dict(c["received_per_block"])
-            known = [kinds.pop(k, 0.0) for k in ("PrePrepare", "prepare", "commit")]
+            known = [kinds.pop(k, 0.0) for k in ("PrePrepare", "prepare", "prepare_assist", "commit",
+                                                 "commit_assist")]
             transfer = kinds.pop("state_transfer_request", 0.0) + kinds.pop("state_transfer_response", 0.0)
             heartbeat = kinds.pop("HeartBeat", 0.0) + kinds.pop("heart_beat_response", 0.0)
+            taken, from_leader = kinds.pop("heartbeats_taken", 0.0), kinds.pop("from_leader", 0.0)
             other = ", ".join(f"{k} {v:.2f}" for k, v in kinds.items()) or "-"
             lines.append(f"| {case['case']} | {c['channel']} | {c['consenters']} | {c['typed_blocks']:.0f} | "
-                         f"{known[0]:.2f} | {known[1]:.2f} | {known[2]:.2f} | {transfer:.2f} | {heartbeat:.2f} | "
-                         f"{other} |")
+                         + " | ".join(f"{v:.2f}" for v in (*known, transfer, heartbeat, taken, from_leader))
+                         + f" | {other} |")
     return "\n".join(lines) + "\n"

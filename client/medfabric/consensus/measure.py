@@ -2,11 +2,16 @@
 
 Per orderer and channel, `cluster_comm_msg_send_time_count{channel, host}` counts the cluster messages it sent to
 each other consenter (consensus messages and forwarded requests alike) and `consensus_smartbft_view_decisions`
-the blocks it decided. Idle, the leader still sends heartbeats: the idle rate is measured first and taken off.
+the blocks it decided. Idle, the leader sends heartbeats (one to each follower per LeaderHeartbeatTimeout /
+LeaderHeartbeatCount): the idle rate is measured first and reported. Under load it sends none (every PrePrepare,
+prepare and commit it broadcasts resets its heartbeat timer), so nothing is taken off the load's count.
 A measurement: snapshot, idle for a while, snapshot, a load through the Gateway, snapshot. Then, to tell the
 messages apart (the counter has no type label), a second, smaller load with the orderers' SmartBFT logger at debug
 (set through their /logspec endpoint, then back to info): each "got message from <id>: <type>" line is one
-message received, by type (PrePrepare, prepare, commit, HeartBeat...).
+message received, by type (PrePrepare, prepare, commit, HeartBeat...); a prepare or commit marked `assist:true`
+is a consenter's reply to a late one (it resends its own vote of the sequence it has left), counted apart. Each
+"Received heartbeat from" line is a heartbeat a follower's monitor took: a real HeartBeat, or one of the leader's
+PrePrepare/prepare/commit, which SmartBFT injects into the monitor as an artificial heartbeat.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import Topology
 from medfabric.prometheus import parse_samples
 
-_RECEIVED = re.compile(r"got message from \d+: <?(\w+)")
+_RECEIVED = re.compile(r"got message from (\d+): <?(\w+)")
+_ASSIST = re.compile(r"assist:\s*true")
+_HEARTBEAT_TAKEN = "Received heartbeat from"
+CONSENSUS_TYPES = ("PrePrepare", "prepare", "commit")
 DEBUG_SPEC = "orderer.consensus.smartbft=debug:info"
 INFO_SPEC = "info"
 SENT = "cluster_comm_msg_send_time_count"
@@ -86,8 +94,7 @@ class Measurement:
     blocks: float
     messages: float  # sent during the load
     idle_messages_per_s: float
-    heartbeat_share: float  # of `messages`, what the idle rate accounts for
-    messages_per_block: float  # idle rate taken off
+    messages_per_block: float
     pbft_per_block: int  # the model's flat PBFT count for this many consenters
     view_changes: float
     forwarded_per_block: float  # requests the followers sent on to the leader
@@ -126,14 +133,38 @@ def messages_by_type(topology: Topology, layout: NetworkLayout, channel_name: st
     finally:
         for orderer in orderers:
             set_logspec(orderer.operations_address, INFO_SPEC)
-    received: Counter = Counter()
+    lines: list[str] = []
     for orderer in orderers:
         with open(layout.log_file(orderer.host_name), "rb") as log:
             log.seek(offsets[orderer.name])
-            for line in log.read().decode(errors="replace").splitlines():
-                if f"channel={channel_name}" in line:
-                    received.update(_RECEIVED.findall(line))
+            lines += log.read().decode(errors="replace").splitlines()
+    received = tally(lines, channel_name)
     return after.decisions - before.decisions, received
+
+
+def tally(lines: list[str], channel_name: str) -> Counter:
+    """Messages received on `channel_name` by type, from the orderers' SmartBFT debug lines: PrePrepare, prepare,
+    commit (assists as prepare_assist and commit_assist), HeartBeat, ...; also heartbeats_taken (the followers'
+    monitors' "Received heartbeat" lines) and from_leader (PrePrepares, prepares and commits the leader, the
+    sender of the PrePrepares, sent: each is an artificial heartbeat at its receiver)."""
+    received: Counter = Counter()
+    by_sender: Counter = Counter()
+    for line in lines:
+        if f"channel={channel_name}" not in line:
+            continue
+        if _HEARTBEAT_TAKEN in line:
+            received["heartbeats_taken"] += 1
+        for sender, kind in _RECEIVED.findall(line):
+            if kind in ("prepare", "commit") and _ASSIST.search(line):
+                kind += "_assist"
+            received[kind] += 1
+            if kind.split("_")[0] in CONSENSUS_TYPES:
+                by_sender[sender, kind] += 1
+    leaders = {sender for sender, kind in by_sender if kind == "PrePrepare"}
+    from_leader = sum(count for (sender, _), count in by_sender.items() if sender in leaders)
+    if from_leader:
+        received["from_leader"] = from_leader
+    return received
 
 
 def measure(topology: Topology, layout: NetworkLayout, channel_name: str, domain_id: str, transactions: int = 300,
@@ -150,15 +181,13 @@ def measure(topology: Topology, layout: NetworkLayout, channel_name: str, domain
     after = snapshot(topology, channel_name)
     blocks = after.decisions - after_idle.decisions
     messages = after.sent - after_idle.sent
-    heartbeats = idle_rate * result.seconds
     typed_blocks, received = (messages_by_type(topology, layout, channel_name, domain_id, typed_transactions,
                                                concurrency) if typed_transactions else (0.0, Counter()))
     return Measurement(
         channel=channel_name, consenters=consenters, transactions=transactions, concurrency=concurrency,
         seconds=result.seconds, tps=result.tps, latency_p50_ms=result.latency_p50_ms,
         latency_p99_ms=result.latency_p99_ms, failed=result.failed, blocks=blocks, messages=messages,
-        idle_messages_per_s=idle_rate, heartbeat_share=heartbeats / messages if messages else 0.0,
-        messages_per_block=(messages - heartbeats) / blocks if blocks else float("nan"),
+        idle_messages_per_s=idle_rate, messages_per_block=messages / blocks if blocks else float("nan"),
         pbft_per_block=model.flat(consenters).total, view_changes=after.views - before_idle.views,
         forwarded_per_block=(after.forwarded - after_idle.forwarded) / blocks if blocks else float("nan"),
         dropped_per_block=(after.dropped - after_idle.dropped) / blocks if blocks else float("nan"),
