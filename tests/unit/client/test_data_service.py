@@ -460,7 +460,8 @@ def test_a_decision_on_a_standing_grant_opens_the_record(running, users, stored)
 def test_what_follows_a_break_glass_decision_is_audited_as_break_glass(running, users, stored):
     delivered = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader, break_glass=True)))
     path = running.blob_path(stored.ciphertext_sha256)
-    path.write_bytes(path.read_bytes()[:-1] + b"\x00")  # the next fetch fails after its decision
+    blob = path.read_bytes()
+    path.write_bytes(blob[:-1] + bytes([blob[-1] ^ 0xFF]))  # changed: the next fetch fails after its decision
     failed = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader, break_glass=True)))
 
     assert delivered.status == 200, delivered.text
@@ -535,7 +536,8 @@ def test_no_delivery_that_cannot_be_logged(running, users, stored):
 
 def test_tampered_blob_is_detected_and_nothing_delivered(running, users, stored):
     path = running.blob_path(stored.ciphertext_sha256)
-    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    blob = path.read_bytes()
+    path.write_bytes(blob[:-1] + bytes([blob[-1] ^ 0xFF]))  # a changed byte, whatever it was
 
     answer = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader)))
 
