@@ -10,9 +10,6 @@ load on each BFT channel (medfabric.bench.loadtest through the Gateway), has its
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +23,9 @@ from medfabric.consensus.measure import measure
 from medfabric.consensus.nodes import synthetic_nodes
 from medfabric.consensus.topology_writer import topology_document
 from medfabric.consortium.layout import NetworkLayout
-from medfabric.consortium.topology import DEFAULT_TOPOLOGY, load_topology
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY
+
+from .isolated import IsolatedConsortium
 
 FLAT_SIZES = (4, 7, 10, 16)
 GROUPS, GROUP_SIZE = 4, 4
@@ -53,28 +52,14 @@ def smartbft_per_block(consenters: int) -> int:
     return (consenters - 1) + 2 * consenters * (consenters - 1)
 
 
-def _ops(args: list[str], env: dict[str, str], timeout: float = 900) -> None:
-    done = subprocess.run([sys.executable, "-m", "medfabric_ops", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    if done.returncode != 0:
-        tail = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-        raise RuntimeError(f"medfabric_ops {args[0]} failed: {tail}")
-
-
 def run_case(name: str, document: dict[str, Any], folder: Path, transactions: int, concurrency: int,
              idle_s: float, say: Callable[[str], None]) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
-    topology_file = folder / "topology.yaml"
-    topology_file.write_text(yaml.safe_dump(document, sort_keys=False))
-    env = dict(os.environ, MEDFABRIC_BUILD_DIR=str(folder / "build"), MEDFABRIC_TOPOLOGY=str(topology_file))
-    topology = load_topology(topology_file, PROFILE)
-    layout = NetworkLayout(folder / "build")
+    consortium = IsolatedConsortium(document, folder, PROFILE)
+    topology, layout = consortium.topology, consortium.layout
     orderers = sum(len(channel.orderers) for channel in topology.channels)
     say(f"{name}: {orderers} orderers, setting up")
-    try:
-        _ops(["setup", "--topology", str(topology_file), "--profile", PROFILE], env)
-        _ops(["up", "--topology", str(topology_file), "--profile", PROFILE], env)
-        channels = []
+    channels = []
+    with consortium:
         for channel in topology.channels:
             if channel.ordering.consensus != "bft":
                 continue
@@ -82,8 +67,6 @@ def run_case(name: str, document: dict[str, Any], folder: Path, transactions: in
             say(f"{name}: {transactions} transactions on {channel.name} ({len(channel.orderers)} consenters)")
             measured = measure(topology, layout, channel.name, owner, transactions, concurrency, idle_s)
             channels.append({**measured.to_json(), "smartbft_per_block": smartbft_per_block(measured.consenters)})
-    finally:
-        _ops(["clean", "--topology", str(topology_file)], env)
     return {"case": name, "orderers": orderers, "channels": channels}
 
 

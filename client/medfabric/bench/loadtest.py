@@ -86,7 +86,7 @@ def run_put_load(
                     progress()
         elapsed = time.perf_counter() - started
 
-        read_back = sum(1 for record_id in record_ids if _exists(index, record_id))
+        read_back = sum(1 for record_id in record_ids if readable(index, record_id))
 
     return LoadTestResult(
         channel=channel,
@@ -104,7 +104,8 @@ def run_put_load(
     )
 
 
-def _exists(index: EmrIndex, record_id: str) -> bool:
+def readable(index: EmrIndex, record_id: str) -> bool:
+    """Whether the record can be read back through `index`."""
     try:
         return index.get(record_id)["record_id"] == record_id
     except Exception:

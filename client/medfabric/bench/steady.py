@@ -1,0 +1,118 @@
+"""A steady PutRecord load that runs in the background while something else happens (a node dies, comes back).
+
+Each submit is recorded: when it started and ended (monotonic seconds) and whether Fabric said it committed
+VALID, or the client's error. Afterwards every record reported committed is read back: one that is not is lost.
+
+    >>> load = SteadyLoad(topology, layout, domain_id="hospital-a", channel="public", concurrency=16)
+    >>> load.start(); ...; submits = load.stop()
+    >>> lost = load.lost(submits)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from medfabric.bench.loadtest import readable
+from medfabric.consortium.connection import connect_as
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import Topology
+from medfabric.sharing.demo import demo_entry
+from medfabric.sharing.emr_index import EmrIndex
+
+RETRY_PAUSE = 0.2  # seconds a worker waits after a failed submit, so a dead node is not hammered
+
+
+@dataclass(frozen=True)
+class Submit:
+    record_id: str
+    started: float
+    ended: float
+    committed: bool
+    error: str = ""
+
+
+class SteadyLoad:
+    """`concurrency` threads submitting PutRecord back to back on `channel` until stop()."""
+
+    def __init__(self, topology: Topology, layout: NetworkLayout, *, domain_id: str, channel: str,
+                 concurrency: int = 16, user: str = "doctor", peer_name: str | None = None):
+        self._topology, self._layout = topology, layout
+        self.domain_id, self.channel, self.concurrency, self.user = domain_id, channel, concurrency, user
+        self._peer_name = peer_name
+        self._run_id = uuid.uuid4().hex[:8]
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._submits: list[Submit] = []
+        self._threads: list[threading.Thread] = []
+        self._next = 0
+
+    def start(self) -> None:
+        for worker in range(self.concurrency):
+            thread = threading.Thread(target=self._work, name=f"steady-load-{worker}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 120.0) -> list[Submit]:
+        """Stop submitting; wait for the submits in flight (each has the Gateway's deadlines) and return all."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            return sorted(self._submits, key=lambda s: s.started)
+
+    def committed_since(self, moment: float) -> int:
+        with self._lock:
+            return sum(1 for s in self._submits if s.committed and s.ended >= moment)
+
+    def lost(self, submits: list[Submit], peer_name: str | None = None) -> list[str]:
+        """Record ids reported committed that cannot be read back (through `peer_name`, or the load's peer)."""
+        with connect_as(self.domain_id, self.user, topology=self._topology, layout=self._layout,
+                        peer_name=peer_name or self._peer_name) as gateway:
+            index = EmrIndex(gateway.get_network(self.channel))
+            return [s.record_id for s in submits if s.committed and not readable(index, s.record_id)]
+
+    def _record_id(self) -> str:
+        with self._lock:
+            self._next += 1
+            return f"steady-{self._run_id}-{self._next:07d}"
+
+    def _work(self) -> None:
+        with connect_as(self.domain_id, self.user, topology=self._topology, layout=self._layout,
+                        peer_name=self._peer_name) as gateway:
+            index = EmrIndex(gateway.get_network(self.channel))
+            while not self._stop.is_set():
+                record_id = self._record_id()
+                started = time.monotonic()
+                try:
+                    index.put(demo_entry(self.domain_id, record_id))
+                    submit = Submit(record_id, started, time.monotonic(), True)
+                except Exception as error:  # every failure is recorded; the load goes on
+                    first = str(error).splitlines()[0] if str(error) else ""
+                    submit = Submit(record_id, started, time.monotonic(), False, f"{type(error).__name__}: {first}")
+                with self._lock:
+                    self._submits.append(submit)
+                if not submit.committed:
+                    self._stop.wait(RETRY_PAUSE)
+
+
+def recovery_seconds(submits: list[Submit], fault_at: float, window: float = 1.0, share: float = 0.5,
+                     before: float = 5.0) -> float | None:
+    """Seconds from `fault_at` to the end of the first `window` after it that commits at least `share` of the
+    rate of the `before` seconds before it; None if the rate never comes back."""
+    ends = sorted(s.ended for s in submits if s.committed)
+    rate_before = sum(1 for end in ends if fault_at - before <= end < fault_at) / before
+    if rate_before == 0:
+        return None
+    needed = share * rate_before * window
+    last = ends[-1] if ends else fault_at
+    start = fault_at
+    while start + window <= last + window:
+        if sum(1 for end in ends if start <= end < start + window) >= needed:
+            return round(start + window - fault_at, 2)
+        start += window / 10
+    return None
+
