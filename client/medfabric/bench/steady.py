@@ -64,10 +64,6 @@ class SteadyLoad:
         with self._lock:
             return sorted(self._submits, key=lambda s: s.started)
 
-    def committed_since(self, moment: float) -> int:
-        with self._lock:
-            return sum(1 for s in self._submits if s.committed and s.ended >= moment)
-
     def lost(self, submits: list[Submit], peer_name: str | None = None) -> list[str]:
         """Record ids reported committed that cannot be read back (through `peer_name`, or the load's peer)."""
         with connect_as(self.domain_id, self.user, topology=self._topology, layout=self._layout,
@@ -108,9 +104,8 @@ def recovery_seconds(submits: list[Submit], fault_at: float, window: float = 1.0
     if rate_before == 0:
         return None
     needed = share * rate_before * window
-    last = ends[-1] if ends else fault_at
     start = fault_at
-    while start + window <= last + window:
+    while start <= ends[-1]:
         if sum(1 for end in ends if start <= end < start + window) >= needed:
             return round(start + window - fault_at, 2)
         start += window / 10

@@ -1,8 +1,9 @@
 """A consortium topology for a clustering (the schema `medfabric network up` reads): the Fabric form of AHC-PBFT.
 
 Each group becomes a domain whose local channel is ordered by a BFT set of the group's nodes (one orderer per
-node; a group of another size than most has its own `orderers` count), and the public channel by one orderer per group: the duty nodes' set. Everything else (tuning profiles,
-the Gateway limit, the chaincode) is the default topology's.
+node; a group of another size than most has its own `orderers` count), and the public channel by one orderer per
+group: the duty nodes' set. Everything else (tuning profiles, the Gateway limit, the chaincode) is the default
+topology's.
 """
 
 from __future__ import annotations
@@ -15,18 +16,17 @@ import yaml
 
 from medfabric.consensus.clustering import Clustering
 from medfabric.consensus.nodes import ConsensusError
-from medfabric.consortium.topology import DEFAULT_TOPOLOGY, parse_topology
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, MAX_LOCAL_ORDERERS, parse_topology
 
-MAX_GROUP_ORDERERS = 9  # the topology's orderers_per_domain limit
 
 
 def topology_document(clustering: Clustering, base_port: int | None = None,
                       template: Path = DEFAULT_TOPOLOGY) -> dict[str, Any]:
     sizes = clustering.sizes()
-    small = [(group + 1, size) for group, size in enumerate(sizes) if not 4 <= size <= MAX_GROUP_ORDERERS]
-    if small:
-        listed = ", ".join(f"group-{group} has {size}" for group, size in small)
-        raise ConsensusError(f"each group's BFT orderer set needs 4 to {MAX_GROUP_ORDERERS} nodes: {listed} "
+    unorderable = [(group + 1, size) for group, size in enumerate(sizes) if not 4 <= size <= MAX_LOCAL_ORDERERS]
+    if unorderable:
+        listed = ", ".join(f"group-{group} has {size}" for group, size in unorderable)
+        raise ConsensusError(f"each group's BFT orderer set needs 4 to {MAX_LOCAL_ORDERERS} nodes: {listed} "
                              f"(try --balanced, or fewer groups)")
     if clustering.groups < 4:
         raise ConsensusError(f"the duty nodes' BFT set on the public channel needs at least 4 groups, not "

@@ -38,6 +38,7 @@ PORT_PLAN = {
     "data_service": (900, 1),  # one off-chain data service per domain
 }
 
+MAX_LOCAL_ORDERERS = 9  # the most orderers one domain's local channel may have
 _DOMAIN_ID = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9.-]{0,62}$")
 _NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -316,10 +317,10 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
         if profile_name == (profile or DEFAULT_PROFILE):
             chosen = tuning
     local_ordering, public_ordering = chosen["local"], chosen["public"]
-    orderers_per_domain = local_doc.integer("orderers_per_domain", minimum=1, maximum=9, default=1)
+    orderers_per_domain = local_doc.integer("orderers_per_domain", minimum=1, maximum=MAX_LOCAL_ORDERERS, default=1)
     local_doc.reject_unknown()
-    for index, domain in enumerate(domains):
-        count = domain.local_orderers or orderers_per_domain
+    local_counts = [domain.local_orderers or orderers_per_domain for domain in domains]
+    for index, (domain, count) in enumerate(zip(domains, local_counts)):
         if local_ordering.consensus == "bft" and count < 4:
             where = f"domains[{index}].orderers" if domain.local_orderers else "channels.local.orderers_per_domain"
             raise TopologyError(f"{where}: BFT needs at least 4 orderers to tolerate one fault")
@@ -336,11 +337,11 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
 
     orderer_index = iter(range(10_000))
     channels: list[Channel] = []
-    for domain in domains:
+    for domain, count in zip(domains, local_counts):
         orderers = tuple(
             _orderer(f"{'raft' if local_ordering.consensus == 'raft' else 'group'}{i}", domain, domain.local_channel,
                      i + 1, next(orderer_index), host, base_port)
-            for i in range(domain.local_orderers or orderers_per_domain)
+            for i in range(count)
         )
         channels.append(
             Channel(domain.local_channel, "local", local_ordering, (domain,), domain.peers, orderers)
@@ -461,7 +462,7 @@ def _parse_domains(entries: list["_Fields"], host: str, base_port: int, dns_suff
         msp_id = entry.text("msp_id", pattern=_MSP_ID)
         peer_names = entry.names("peers", pattern=_NODE_NAME)
         users = entry.names("users", pattern=_NODE_NAME, default=())
-        local_orderers = entry.integer("orderers", minimum=1, maximum=9) if entry.has("orderers") else None
+        local_orderers = entry.integer("orderers", 1, MAX_LOCAL_ORDERERS) if entry.has("orderers") else None
         entry.reject_unknown()
         if not peer_names:
             raise TopologyError(f"domains[{index}].peers: at least one peer (the duty node) is required")
