@@ -2,11 +2,12 @@
 
 Native mode runs it under the supervisor, docker mode as a compose service of
 the chaincode image; in both it is told the layout and the topology file
-through its environment, and is ready once GET /identity answers 200 on the
-domain's data service port.
+through its environment, and is ready once GET /identity answers on the
+domain's data service port, over TLS as the service's own user (it takes
+only callers with a consortium member's client certificate).
 
     >>> start_data_service(supervisor, topology, layout, domain)
-    >>> supervisor.wait_ready(data_service_name(domain), http_ok(identity_url(topology, domain)), 60)
+    >>> supervisor.wait_ready(data_service_name(domain), ready_probe(topology, layout, domain), 60)
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import sys
 from pathlib import Path, PurePath
 
 from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.service_identity import SERVICE_USER
 from medfabric.consortium.topology import Domain, Topology
+from medfabric.data_service import client as service_client
+from medfabric.data_service.transport import caller_context
 
-from .process import Supervisor, child_env
+from .process import Probe, Supervisor, child_env
 
 MODULE = "medfabric.data_service"
 
@@ -41,9 +45,22 @@ def data_service_env(build_dir: PurePath, topology_file: PurePath) -> dict[str, 
     return {"MEDFABRIC_BUILD_DIR": str(build_dir), "MEDFABRIC_TOPOLOGY": str(topology_file)}
 
 
-def identity_url(topology: Topology, domain: Domain) -> str:
-    """Answers 200 once the service serves."""
-    return f"http://{topology.host}:{domain.data_service_port}/identity"
+def service_url(topology: Topology, domain: Domain) -> str:
+    return f"https://{topology.host}:{domain.data_service_port}"
+
+
+def ready_probe(topology: Topology, layout: NetworkLayout, domain: Domain, timeout: float = 1.0) -> Probe:
+    """Probe: the service answers GET /identity with its domain's MSP, over mutually authenticated TLS."""
+    tls = caller_context(layout, domain, domain, SERVICE_USER)
+
+    def probe() -> bool:
+        try:
+            client = service_client.DataServiceClient(domain.id, service_url(topology, domain), tls, timeout_s=timeout)
+            return client.identity().get("msp_id") == domain.msp_id
+        except service_client.DataServiceError:
+            return False
+
+    return probe
 
 
 def start_data_service(supervisor: Supervisor, topology: Topology, layout: NetworkLayout, domain: Domain) -> int:

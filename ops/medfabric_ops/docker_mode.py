@@ -33,7 +33,7 @@ from medfabric.consortium.topology import Topology
 
 from . import compose, network
 from .binaries import SAMPLECONFIG_FILES, command_name, fabric_cache, holds_sampleconfig, run_tool
-from .data_services import data_service_name, identity_url
+from .data_services import data_service_name, ready_probe
 from .render import FabricDefaults
 from .process import Probe, ProcessStatus, all_of, http_ok, poll_until, tls_handshake
 
@@ -159,8 +159,8 @@ class ComposeNodes:
     serves it, so the admin endpoint is probed with a TLS handshake, not a bare connect.
     """
 
-    def __init__(self, project: ComposeProject, topology: Topology):
-        self._project, self._topology = project, topology
+    def __init__(self, project: ComposeProject, topology: Topology, layout: NetworkLayout):
+        self._project, self._topology, self._layout = project, topology, layout
 
     def start_orderers(self) -> None:
         self._start_and_wait({
@@ -191,9 +191,9 @@ class ComposeNodes:
 
     def start_data_services(self) -> None:
         """Start the data services (the chaincode image, built by start_chaincode_servers); ready once
-        GET /identity answers on their published ports."""
+        GET /identity answers over TLS on their published ports."""
         self._start_and_wait({
-            data_service_name(d): http_ok(identity_url(self._topology, d)) for d in self._topology.domains
+            data_service_name(d): ready_probe(self._topology, self._layout, d) for d in self._topology.domains
         })
 
     def _start_and_wait(self, probes: dict[str, Probe]) -> None:
@@ -234,7 +234,7 @@ def up(topology: Topology, layout: NetworkLayout, project: ComposeProject,
         config_dir = (cache_root or fabric_cache()) / topology.fabric_version / "config"
         defaults = FabricDefaults.load(tools.sampleconfig(config_dir))
     deployed = topology if with_baseline else network.without_baseline(topology)
-    return network.bring_up(deployed, layout, tools, defaults, ComposeNodes(project, deployed), step)
+    return network.bring_up(deployed, layout, tools, defaults, ComposeNodes(project, deployed, layout), step)
 
 
 def down(project: ComposeProject) -> list[str]:

@@ -33,7 +33,7 @@ from . import crypto_material, render
 from .binaries import FabricBinaries, FabricCommandError, FabricTools
 from .channel_readiness import wait_until_ready
 from .channel import PeerAdmin, create_genesis_block, join_orderers, join_peers
-from .data_services import data_service_name, identity_url, start_data_service
+from .data_services import data_service_name, ready_probe, start_data_service
 from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
 from .osnadmin import OSNAdmin, OSNAdminError
 from .process import Probe, ProcessStatus, Supervisor, all_of, child_env, http_ok, tcp_open, tls_handshake
@@ -107,8 +107,8 @@ class NativeNodes:
         for domain in self._topology.domains:
             start_data_service(self._supervisor, self._topology, self._layout, domain)
         for domain in self._topology.domains:
-            self._supervisor.wait_ready(data_service_name(domain), http_ok(identity_url(self._topology, domain)),
-                                        READY_TIMEOUT)
+            self._supervisor.wait_ready(data_service_name(domain),
+                                        ready_probe(self._topology, self._layout, domain), READY_TIMEOUT)
 
 
 def orderer_ready(orderer: Orderer) -> Probe:

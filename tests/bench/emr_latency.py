@@ -52,7 +52,8 @@ from cryptography import x509
 
 from medfabric.consortium.connection import connect_as
 from medfabric.crypto import canonical_json, seal, wrap_key
-from medfabric.data_service.server import DataServiceServer
+from medfabric.data_service.server import DataServiceServer, create_app
+from medfabric.data_service.transport import ConsortiumTlsCas, caller_context, server_context, user_tls_files
 from medfabric.data_service.client import DataServiceClient
 from medfabric.data_service.delivery import open_delivery
 from medfabric.sharing.emr import _issued_by, find_entry, index_entry, prepare_payload
@@ -60,7 +61,7 @@ from medfabric.consortium.fabric_id import fabric_client_id
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.bench.loadtest import percentile
 from medfabric.data_service.record_service import RecordService, key_context
-from medfabric.consortium.service_identity import Consortium, ServiceIdentity
+from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.data_service.service_ledger import ALLOW, Decision, Requester
 from medfabric.sharing.session import Session
 from medfabric.data_service.store import FileBlobStore, FileKeyStore, write_atomically
@@ -342,17 +343,20 @@ def start(stack: ExitStack, options: argparse.Namespace) -> tuple[Bench, dict[st
         TimedStore(FileBlobStore(store / "blobs"), disk), TimedStore(FileKeyStore(store / "keys"), disk),
         ledger, ledger,
     )
-    server = DataServiceServer(record_service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="data-service",
-                              daemon=True)
+    cas = ConsortiumTlsCas.from_layout(topology, layout)
+    server = DataServiceServer(create_app(record_service, cas),
+                               server_context(user_tls_files(layout, domain, SERVICE_USER), cas), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, name="data-service", daemon=True)
     thread.start()
     stack.callback(server.server_close)
+    stack.callback(thread.join, 10)
     stack.callback(server.shutdown)
     port = server.server_address[1]
     gateway = stack.enter_context(connect_as(domain.id, options.user, topology=topology, layout=layout)) \
         if options.network else None
     session = Session(topology, layout, domain, options.user, gateway)
-    service = DataServiceClient(domain.id, f"http://127.0.0.1:{port}")
+    service = DataServiceClient(domain.id, f"https://127.0.0.1:{port}",
+                                caller_context(layout, domain, domain, options.user))
     setting = {
         "domain": domain.id,
         "user": options.user,

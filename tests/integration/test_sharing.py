@@ -48,8 +48,8 @@ from medfabric.data_service.record_service import STATEMENT_MAX_AGE_S
 from medfabric.sharing.session import Session
 from medfabric.sharing.synthetic import generate_patient_bundle
 from medfabric.consortium.topology import Domain, Topology
-from medfabric_ops.data_services import data_service_name, identity_url, start_data_service
-from medfabric_ops.process import Supervisor, http_ok
+from medfabric_ops.data_services import data_service_name, ready_probe, start_data_service
+from medfabric_ops.process import Supervisor
 
 from ..cli_runner import cli_runner
 
@@ -128,7 +128,7 @@ class Live:
         """As `up` starts it; returns once it serves."""
         supervisor = Supervisor(self.layout)
         start_data_service(supervisor, self.topology, self.layout, domain)
-        supervisor.wait_ready(data_service_name(domain), http_ok(identity_url(self.topology, domain)),
+        supervisor.wait_ready(data_service_name(domain), ready_probe(self.topology, self.layout, domain),
                               DATA_SERVICE_READY_S)
 
 
@@ -495,7 +495,9 @@ def test_forged_and_replayed_signed_requests_are_refused_and_logged(live, tmp_pa
 
     refusals = {
         "seen before": lambda: service.fetch(record_id, statement),  # replayed
-        "the decision is for another requester": lambda: service.fetch(
+        "the decision is for another requester": lambda: third.data_service(live.owner.id).fetch(
+            record_id, third.signed(action="fetch", record_id=record_id, decision_tx=decision_tx)),
+        "but the TLS client certificate is doctor@": lambda: service.fetch(  # a statement sent in another's session
             record_id, third.signed(action="fetch", record_id=record_id, decision_tx=decision_tx)),
         "signature does not verify": lambda: service.fetch(record_id, _altered(statement, record_id="another")),
         "not issued by a trusted CA": lambda: service.fetch(record_id, _impersonating(third, live.reader.msp_id,

@@ -1,6 +1,8 @@
-"""Calls to a domain's data service (medfabric.data_service) over HTTP, each answer a JSON object or a one-line error.
+"""Calls to a domain's data service (medfabric.data_service) over HTTPS, each answer a JSON object or a one-line
+error. The TLS context trusts the served domain's TLS CA and presents the caller's own TLS certificate
+(medfabric.data_service.transport.client_context): the service takes no one else.
 
-    >>> service = DataServiceClient("hospital-a", "http://127.0.0.1:7900")
+    >>> service = DataServiceClient("hospital-a", "https://127.0.0.1:7900", client_context(ca_pem, tls_files))
     >>> service.identity()["msp_id"]
     'HospitalAMSP'
     >>> service.fetch("rec-1", signed_fetch_statement)["blob"]
@@ -9,6 +11,7 @@
 from __future__ import annotations
 
 import http.client
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,11 +30,12 @@ class DataServiceError(MedfabricError):
 
 
 class DataServiceClient:
-    """The data service of one domain at `base_url` (http://host:port)."""
+    """The data service of one domain at `base_url` (https://host:port), reached with the TLS context `tls`."""
 
-    def __init__(self, domain_id: str, base_url: str, timeout_s: float = TIMEOUT_S):
+    def __init__(self, domain_id: str, base_url: str, tls: ssl.SSLContext, timeout_s: float = TIMEOUT_S):
         self.domain_id = domain_id
         self.base_url = base_url
+        self._tls = tls
         self._timeout_s = timeout_s
         self._identity: dict[str, Any] | None = None
 
@@ -56,11 +60,12 @@ class DataServiceClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         where = urlsplit(self.base_url)
-        connection = http.client.HTTPConnection(where.hostname, where.port, timeout=self._timeout_s)
+        connection = http.client.HTTPSConnection(where.hostname, where.port, timeout=self._timeout_s,
+                                                 context=self._tls)
         try:
             status, answer = exchange(connection, method, path, body)
         except OSError as error:
-            reason = error.strerror or str(error) or type(error).__name__
+            reason = _reason(error)
             raise DataServiceError(f"cannot reach the data service of {self.domain_id} at {where.netloc}: "
                                    f"{reason}") from None
         if answer is None:
@@ -70,3 +75,12 @@ class DataServiceClient:
             error = " ".join(str(answer.get("error", "no reason given")).split())
             raise DataServiceError(f"data service of {self.domain_id}: {error} (HTTP {status})", status)
         return answer
+
+
+def _reason(error: OSError) -> str:
+    """One line: a TLS failure says so (a certificate the other side does not take, most often)."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS: {error.verify_message or 'the server certificate is not trusted'}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS: {error.reason or error.strerror or 'handshake failed'}"
+    return error.strerror or str(error) or type(error).__name__

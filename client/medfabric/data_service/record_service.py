@@ -29,7 +29,9 @@ from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from typing import Any, Callable
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 
 from medfabric.crypto import (
     BLOB_HEADER,
@@ -51,6 +53,7 @@ from medfabric.consortium.service_identity import Consortium, ServiceIdentity
 from medfabric.data_service.service_ledger import (
     ALLOW, AccessLedger, AuditSink, Decision, FlLedger, FlRecordFacts, GrantStanding, LedgerError, Requester
 )
+from medfabric.data_service.transport import TlsPeer
 from medfabric.data_service.store import (
     RECORD_ID,
     BlobNotFoundError,
@@ -118,19 +121,22 @@ class RecordService:
              "key_id": key_id(certificate_pem)},
         )
 
-    def store(self, body: bytes) -> Reply:
-        """Body {statement: signed {action "store", record_id, ciphertext_sha256}, blob: base64, wrapped_key}."""
-        trail = _Trail("write", None)
+    def store(self, body: bytes, peer: TlsPeer | None = None) -> Reply:
+        """Body {statement: signed {action "store", record_id, ciphertext_sha256}, blob: base64, wrapped_key}.
+
+        `peer`, in this and the other requests: the caller's verified TLS client; when given, it must be the
+        statement's signer."""
+        trail = _Trail("write", None, peer)
         return self._audited(trail, lambda: self._store(trail, _json_object(body)))
 
-    def fetch(self, record_id: str, body: bytes) -> Reply:
+    def fetch(self, record_id: str, body: bytes, peer: TlsPeer | None = None) -> Reply:
         """Body: signed {action "fetch", record_id, decision_tx}."""
-        trail = _Trail("deliver", record_id)
+        trail = _Trail("deliver", record_id, peer)
         return self._audited(trail, lambda: self._fetch(trail, _json_object(body)))
 
-    def erase(self, record_id: str, body: bytes) -> Reply:
+    def erase(self, record_id: str, body: bytes, peer: TlsPeer | None = None) -> Reply:
         """Body: signed {action "erase", record_id}, by a user of this domain."""
-        trail = _Trail("erase", record_id)
+        trail = _Trail("erase", record_id, peer)
         return self._audited(trail, lambda: self._erase(trail, _json_object(body)))
 
     # -- the three requests ------------------------------------------------------
@@ -234,6 +240,10 @@ class RecordService:
         except CryptoError as error:
             raise _Failure(HTTPStatus.FORBIDDEN, str(error)) from None
         trail.requester = Requester(verified.msp_id, fabric_client_id(verified.certificate))
+        signer = TlsPeer(verified.msp_id, _common_name(verified.certificate))
+        if trail.peer is not None and trail.peer != signer:
+            raise _Failure(HTTPStatus.FORBIDDEN,
+                           f"the statement is signed by {signer}, but the TLS client certificate is {trail.peer}'s")
         if verified.statement.get("action") != action:
             raise _Failure(HTTPStatus.FORBIDDEN, f"the statement is not for action {action}")
         if verified.statement.get("record_id") != trail.record_id:
@@ -380,6 +390,7 @@ class _Trail:
 
     action: str
     record_id: str | None
+    peer: TlsPeer | None = None  # the verified TLS client, when the request came over TLS
     requester: Requester | None = None
     decision_tx: str | None = None
     break_glass: bool = False  # the decision was a break-glass one
@@ -424,6 +435,11 @@ class _SeenNonces:
             )
             heapq.heappush(self._expiries, (verified.issued_at + self._max_age, verified.nonce))
             return verified
+
+
+def _common_name(certificate: x509.Certificate) -> str:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -1,117 +1,223 @@
-"""A domain's data service over HTTP: `python -m medfabric.data_service --domain hospital-a [--port N] [--store DIR]`.
+"""A domain's data service over HTTPS: `python -m medfabric.data_service --domain hospital-a [--port N] [--store DIR]`.
 
     GET    /identity                  the service's certificate, MSP id and key id (wrap data keys to it)
     POST   /records                   store a sealed record (owner's users)            201 {record_id, address}
     POST   /records/<id>/fetch        deliver it, re-wrapped for an allowed requester   200 {blob, wrapped_key, delivery}
     DELETE /records/<id>              erase it: ciphertext and key destroyed            200; fetches then get 410
 
-Bodies and answers are JSON; errors are {"error": "<one line>"}: 400 malformed,
-403 refused, 404 unknown, 409 stored data fails its check, 410 erased, 503
-ledger or access log unavailable. The rules: medfabric.data_service.record_service; the
-ledger protocols: medfabric.data_service.service_ledger, over Fabric in medfabric.data_service.ledger_access.
-The access log lines (stderr) name method, path, status and the verified
-requester MSP only: never a payload, key or statement.
+Starlette on uvicorn, TLS with mutual authentication (medfabric.data_service.transport): the service shows
+its data-service user's TLS certificate and takes only callers with a client certificate from one of the
+consortium's TLS CAs; that caller must have signed the request's statement. Bodies and answers are JSON;
+errors are {"error": "<one line>"}: 400 malformed, 403 refused, 404 unknown, 409 stored data fails its check,
+410 erased, 413 too large, 429 too many refused requests from this client (Retry-After), 503 ledger or access
+log unavailable. The rules: medfabric.data_service.record_service; the ledger protocols:
+medfabric.data_service.service_ledger, over Fabric in medfabric.data_service.ledger_access.
+The access log lines (stderr) name method, path, status and the TLS client only: never a payload, key or
+statement.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import asyncio
 import json
 import logging
-import re
+import math
+import os
 import signal
+import socket
+import ssl
 import sys
-import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any, Callable
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from medfabric.consortium.connection import connect_as
-from medfabric.errors import MedfabricError
 from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
+from medfabric.consortium.topology import TopologyError, load_topology
 from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink, LedgerFlRecords
 from medfabric.data_service.record_service import RecordService, Reply
-from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
+from medfabric.data_service.refusal_budget import RefusalGate
 from medfabric.data_service.store import RECORD_ID, FileBlobStore, FileKeyStore
-from medfabric.consortium.topology import TopologyError, load_topology
+from medfabric.data_service.transport import ConsortiumTlsCas, TlsPeer, server_context, user_tls_files
+from medfabric.errors import MedfabricError
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-_RECORD_PATH = re.compile(rf"/records/({RECORD_ID.pattern})")
-_FETCH_PATH = re.compile(rf"/records/({RECORD_ID.pattern})/fetch")
 _log = logging.getLogger(__name__)
 
-
-class DataServiceServer(ThreadingHTTPServer):
-    """A threading HTTP server answering for one RecordService."""
-
-    daemon_threads = True
-
-    def __init__(self, service: RecordService, host: str, port: int):
-        super().__init__((host, port), _Handler)
-        self.service = service
-
-    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
-        """One line instead of socketserver's traceback."""
-        _log.error("request from %s failed: %s", client_address[0], sys.exc_info()[0].__name__)
+Handler = Callable[[bytes, TlsPeer], Reply]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: DataServiceServer
-    server_version = "medfabric-data-service"
-    sys_version = ""
-    timeout = 30  # seconds a client may stall on the socket
-    _requester_msp: str | None = None  # of the reply, for the access log line
+class _JsonLine(JSONResponse):
+    """Compact JSON and a newline: one line per answer, never cached."""
 
-    def do_GET(self) -> None:
-        self._answer(self._route("GET"))
+    def __init__(self, content: Any, status_code: int = 200):
+        super().__init__(content, status_code=status_code, headers={"Cache-Control": "no-store"})
 
-    def do_POST(self) -> None:
-        self._answer(self._route("POST"))
-
-    def do_DELETE(self) -> None:
-        self._answer(self._route("DELETE"))
-
-    def _route(self, method: str) -> Reply:
-        service, path = self.server.service, urlsplit(self.path).path
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return _error(HTTPStatus.BAD_REQUEST, "Content-Length is not a number")
-        if length > MAX_BODY_BYTES:
-            return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body is over {MAX_BODY_BYTES} bytes")
-        body = self.rfile.read(length) if length > 0 else b""
-        if path == "/identity":
-            return service.identity() if method == "GET" else _not_allowed()
-        if path == "/records":
-            return service.store(body) if method == "POST" else _not_allowed()
-        if match := _FETCH_PATH.fullmatch(path):
-            return service.fetch(match[1], body) if method == "POST" else _not_allowed()
-        if match := _RECORD_PATH.fullmatch(path):
-            return service.erase(match[1], body) if method == "DELETE" else _not_allowed()
-        return _error(HTTPStatus.NOT_FOUND, "no such endpoint")
-
-    def _answer(self, reply: Reply) -> None:
-        data = json.dumps(reply.body, separators=(",", ":")).encode() + b"\n"
-        self._requester_msp = reply.requester_msp
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        _log.info("%s %s %s %s", self.command, ascii(self.path)[1:-1], int(code), self._requester_msp or "-")
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode() + b"\n"
 
 
-def _error(status: int, message: str) -> Reply:
-    return Reply(status, {"error": message})
+def create_app(service: RecordService, cas: ConsortiumTlsCas, gate: RefusalGate | None = None) -> Starlette:
+    """The service's routes; every request needs a TLS client certificate of the consortium (`cas`)."""
+    gate = gate or RefusalGate()
+
+    async def answer(request: Request, handle: Handler) -> JSONResponse:
+        peer = _tls_peer(request, cas)
+        if peer is None:
+            return _logged(request, None, _error(403, "no client certificate of a consortium member"))
+        wait_s = gate.wait_s(peer)
+        if wait_s > 0:
+            response = _error(429, f"too many refused requests from {peer}: retry in {math.ceil(wait_s)} s")
+            response.headers["Retry-After"] = str(math.ceil(wait_s))
+            return _logged(request, peer, response)
+        body = await _body(request)
+        if isinstance(body, JSONResponse):
+            gate.refused(peer)
+            return _logged(request, peer, body)
+        reply = await run_in_threadpool(handle, body, peer)
+        if 400 <= reply.status < 500:
+            gate.refused(peer)
+        return _logged(request, peer, _JsonLine(reply.body, reply.status))
+
+    async def identity(request: Request) -> JSONResponse:
+        return await answer(request, lambda _body, _peer: service.identity())
+
+    async def store(request: Request) -> JSONResponse:
+        return await answer(request, service.store)
+
+    async def fetch(request: Request) -> JSONResponse:
+        return await answer(request, partial(service.fetch, _record_id(request)))
+
+    async def erase(request: Request) -> JSONResponse:
+        return await answer(request, partial(service.erase, _record_id(request)))
+
+    async def http_error(request: Request, error: Exception) -> JSONResponse:
+        status = error.status_code if isinstance(error, HTTPException) else 500
+        message = {404: "no such endpoint", 405: "method not allowed on this endpoint"}.get(status, "bad request")
+        peer = _tls_peer(request, cas)
+        if peer is not None:
+            gate.refused(peer)
+        return _logged(request, peer, _error(status, message))
+
+    return Starlette(
+        routes=[
+            Route("/identity", identity, methods=["GET"]),
+            Route("/records", store, methods=["POST"]),
+            Route("/records/{record_id}/fetch", fetch, methods=["POST"]),
+            Route("/records/{record_id}", erase, methods=["DELETE"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
 
 
-def _not_allowed() -> Reply:
-    return _error(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
+def _record_id(request: Request) -> str:
+    """The path's record id; a path whose id is not one (RECORD_ID) names no endpoint."""
+    record_id = request.path_params["record_id"]
+    if not RECORD_ID.fullmatch(record_id):
+        raise HTTPException(404)
+    return record_id
+
+
+def _tls_peer(request: Request, cas: ConsortiumTlsCas) -> TlsPeer | None:
+    chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or []
+    return cas.peer_of(chain[0]) if chain else None
+
+
+async def _body(request: Request) -> bytes | JSONResponse:
+    """The request body, or the 400/413 answer when its length is wrong; never more than MAX_BODY_BYTES read."""
+    try:
+        declared = int(request.headers.get("content-length") or 0)
+    except ValueError:
+        return _error(400, "Content-Length is not a number")
+    if declared > MAX_BODY_BYTES:
+        return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return _error(413, f"request body is over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return _JsonLine({"error": message}, status)
+
+
+def _logged(request: Request, peer: TlsPeer | None, response: JSONResponse) -> JSONResponse:
+    _log.info("%s %s %d %s", request.method, ascii(request.url.path)[1:-1], response.status_code, peer or "-")
+    return response
+
+
+class _ClientCertH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol that hands the application the connection's verified client certificate, as the
+    ASGI TLS extension's client_cert_chain (uvicorn does not fill that extension itself)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der:
+            self.app = partial(_with_client_certificate, self.app, ssl.DER_cert_to_PEM_cert(der))
+
+
+async def _with_client_certificate(app: Any, certificate_pem: str, scope: dict, receive: Any, send: Any) -> None:
+    extensions = scope.setdefault("extensions", {})
+    extensions["tls"] = {"client_cert_chain": [certificate_pem], "server_cert": None}
+    await app(scope, receive, send)
+
+
+class DataServiceServer:
+    """The app on uvicorn over TLS, its socket bound on construction (OSError then, not later)."""
+
+    def __init__(self, app: Starlette, context: ssl.SSLContext, host: str, port: int):
+        self._socket = _listening_socket(host, port)
+        config = uvicorn.Config(
+            app, http=_ClientCertH11Protocol, ssl_context_factory=lambda _config, _default: context,
+            lifespan="off", access_log=False, log_level="warning", timeout_keep_alive=5,
+            timeout_graceful_shutdown=10,
+        )
+        self._server = uvicorn.Server(config)
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self._socket.getsockname()[:2]
+
+    def serve_forever(self) -> None:
+        """Serve until shutdown() (or, in the main thread, SIGTERM or SIGINT)."""
+        self._server.run(sockets=[self._socket])
+
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+
+    def server_close(self) -> None:
+        self._socket.close()
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket whose protocol is IPPROTO_TCP, not 0 (socket.create_server's): asyncio sets TCP_NODELAY only on
+    such sockets' connections, and without it a response's body waited 40 ms for the client's delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(socket.SOMAXCONN)
+    except OSError:
+        listening.close()
+        raise
+    return listening
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         domain = topology.domain(args.domain)
         identity = ServiceIdentity.load(layout.user_msp(domain, args.identity), domain.msp_id)
         consortium = Consortium.from_layout(topology, layout, domain.id)
+        cas = ConsortiumTlsCas.from_layout(topology, layout)
+        context = server_context(user_tls_files(layout, domain, args.identity), cas)
         store = args.store or layout.node_data(f"data-service.{domain.org_domain}")
         gateway = connect_as(domain.id, args.identity, topology=topology, layout=layout)
     except (MedfabricError, TopologyError, OSError) as error:
@@ -151,24 +259,20 @@ def main(argv: list[str] | None = None) -> int:
         port = domain.data_service_port if args.port is None else args.port
         listen = args.listen or topology.host
         try:
-            server = DataServiceServer(service, listen, port)
+            server = DataServiceServer(create_app(service, cas), context, listen, port)
         except OSError as error:
             print(f"{parser.prog}: cannot listen on {listen}:{port}: {error.strerror}", file=sys.stderr)
             return 2
-        _serve_until_signalled(server)
+        _log.info("data service listening on https://%s:%d", *server.server_address)
+        # uvicorn stops on SIGTERM/SIGINT, then raises the signal again for the handler it found: a no-op one, so
+        # that the gateway closes and the service exits 0.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
     return 0
-
-
-def _serve_until_signalled(server: DataServiceServer) -> None:
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
-    worker = threading.Thread(target=server.serve_forever, name="data-service", daemon=True)
-    worker.start()
-    _log.info("data service listening on %s:%d", *server.server_address[:2])
-    stopping.wait()
-    server.shutdown()
-    server.server_close()
 
 
 if __name__ == "__main__":

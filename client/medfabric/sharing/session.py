@@ -14,6 +14,7 @@ from typing import Any
 from medfabric.sharing.contracts import AccessLog, Anchors, Consent
 from medfabric.crypto import sign_statement
 from medfabric.data_service.client import DataServiceClient
+from medfabric.data_service.transport import caller_context
 from medfabric.sharing.emr_index import EmrIndex
 from medfabric.gateway import Gateway
 from medfabric.consortium.layout import NetworkLayout
@@ -70,8 +71,9 @@ class Session:
         """The data service of a domain, where the topology puts it; one client per domain for the session's life."""
         if domain_id not in self._data_services:
             domain = self.topology.domain(domain_id)
+            tls = caller_context(self.layout, served=domain, caller=self.domain, user=self.user)
             self._data_services[domain_id] = DataServiceClient(
-                domain.id, f"http://{self.topology.host}:{domain.data_service_port}")
+                domain.id, f"https://{self.topology.host}:{domain.data_service_port}", tls)
         return self._data_services[domain_id]
 
     def ca_pems(self, msp_id: str) -> list[bytes]:

@@ -2,7 +2,7 @@
 
 `consortium` gives the default topology's three domains with a FakeFabric (the
 real chaincode, a world state per channel) and each domain's real data service
-(RecordService over HTTP on 127.0.0.1, its ledger adapters on the fake Fabric as
+(RecordService over HTTPS with client certificates on 127.0.0.1, its ledger adapters on the fake Fabric as
 the domain's data-service user), at the ports a topology file written for the test says.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medfabric.data_service.server import DataServiceServer
+from medfabric.data_service.server import DataServiceServer, create_app
+from medfabric.data_service.transport import ConsortiumTlsCas, server_context, user_tls_files
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink
 from medfabric.data_service.record_service import RecordService
@@ -41,14 +42,16 @@ class FakeConsortium:
     fabric: FakeFabric
     stores: dict[str, Path]  # domain id -> its data service's store folder
     servers: dict[str, DataServiceServer]
+    _threads: dict[str, threading.Thread]
 
     def session(self, domain_id: str, user: str = "doctor") -> Session:
         domain = self.topology.domain(domain_id)
         return Session(self.topology, self.layout, domain, user, self.fabric.connect_as(domain_id, user))
 
     def stop_data_service(self, domain_id: str) -> None:
-        server = self.servers.pop(domain_id)
+        server, thread = self.servers.pop(domain_id), self._threads.pop(domain_id)
         server.shutdown()
+        thread.join(10)
         server.server_close()
 
     def log(self, channel: str) -> list[dict]:
@@ -70,22 +73,20 @@ def consortium(crypto_layout, tmp_path) -> FakeConsortium:
     fabric = FakeFabric(load_topology(), crypto_layout)
     stores = {domain.id: tmp_path / "stores" / domain.id for domain in fabric.topology.domains}
     services = [_record_service(fabric, domain.id, stores[domain.id]) for domain in fabric.topology.domains]
-    base_port, servers = _listen(services)
+    base_port, servers = _listen(fabric, services)
     raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
     topology_file = tmp_path / "topology.yaml"
     topology_file.write_text(yaml.safe_dump({**raw, "base_port": base_port}))
     topology = load_topology(topology_file)
     servers_by_domain = dict(zip((domain.id for domain in topology.domains), servers))
-    threads = [threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-               for server in servers]
-    for thread in threads:
+    threads = {domain_id: threading.Thread(target=server.serve_forever, daemon=True)
+               for domain_id, server in servers_by_domain.items()}
+    for thread in threads.values():
         thread.start()
-    running = FakeConsortium(topology, topology_file, crypto_layout, fabric, stores, servers_by_domain)
+    running = FakeConsortium(topology, topology_file, crypto_layout, fabric, stores, servers_by_domain, threads)
     yield running
     for domain_id in list(running.servers):
         running.stop_data_service(domain_id)
-    for thread in threads:
-        thread.join(5)
     fabric.close()
 
 
@@ -102,15 +103,19 @@ def _record_service(fabric: FakeFabric, domain_id: str, store: Path) -> RecordSe
     )
 
 
-def _listen(services: list[RecordService]) -> tuple[int, list[DataServiceServer]]:
+def _listen(fabric: FakeFabric, services: list[RecordService]) -> tuple[int, list[DataServiceServer]]:
     """A base port whose data service ports (base + 900 + domain index) are free, with a server on each."""
     offset = PORT_PLAN["data_service"][0]
+    cas = ConsortiumTlsCas.from_layout(fabric.topology, fabric.layout)
+    contexts = [server_context(user_tls_files(fabric.layout, domain, SERVICE_USER), cas)
+                for domain in fabric.topology.domains]
     for _ in range(PORT_ATTEMPTS):
         base_port = random.randrange(20_000, 60_000)
         servers: list[DataServiceServer] = []
         try:
-            for index, service in enumerate(services):
-                servers.append(DataServiceServer(service, "127.0.0.1", base_port + offset + index))
+            for index, (service, context) in enumerate(zip(services, contexts)):
+                servers.append(DataServiceServer(create_app(service, cas), context, "127.0.0.1",
+                                                 base_port + offset + index))
         except OSError:
             for server in servers:
                 server.server_close()

@@ -1,8 +1,10 @@
-"""The data service over real HTTP on 127.0.0.1: store, fetch on an access decision, refusals, tampering, erasure.
+"""The data service over real HTTPS on 127.0.0.1: store, fetch on an access decision, refusals, tampering, erasure.
 
 Identities come from a crypto tree generated for the default topology; the
 ledger and the audit sink are fakes, except for the decisions read from the
-chaincode's contracts (through a fake peer) at the end.
+chaincode's contracts (through a fake peer) at the end. Each request goes over
+TLS with the client certificate of the user who signed its statement (of
+hospital-a's doctor when it carries none), unless a test names another caller.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -40,7 +43,8 @@ from medfabric.crypto import (
     verify_statement,
     wrap_key,
 )
-from medfabric.data_service.server import DataServiceServer, main
+from medfabric.data_service.server import DataServiceServer, create_app, main
+from medfabric.data_service.transport import ConsortiumTlsCas, caller_context, server_context, user_tls_files
 from medfabric.consortium.fabric_id import fabric_client_id
 from medfabric.gateway import ErrorDetail, GatewayError
 from medfabric.gateway.identity import X509Identity, ecdsa_signer
@@ -48,7 +52,7 @@ from medfabric.consortium.layout import NetworkLayout
 from medfabric.data_service.ledger_access import LedgerAccessDecisions
 from medfabric.data_service.record_service import RecordService, key_context
 from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
-from medfabric.data_service.refusal_budget import RefusalBudget
+from medfabric.data_service.refusal_budget import RefusalBudget, RefusalGate
 from medfabric.data_service.service_ledger import AccessLedger, Decision, GrantStanding, LedgerError, Requester
 from medfabric.data_service.store import FileBlobStore, FileKeyStore
 from medfabric.consortium.topology import Topology, load_topology
@@ -77,6 +81,18 @@ class Network:
     def ca_pem(self, domain_id: str) -> bytes:
         domain = self.topology.domain(domain_id)
         return next((self.layout.peer_org(domain) / "msp" / "cacerts").glob("*.pem")).read_bytes()
+
+    def tls_to(self, served: str, caller: tuple[str, str]) -> ssl.SSLContext:
+        """How `caller` (domain id, user) reaches the data service of `served`."""
+        return caller_context(self.layout, self.topology.domain(served), self.topology.domain(caller[0]), caller[1])
+
+    def caller_of(self, certificate_pem: str) -> tuple[str, str] | None:
+        """The (domain id, user) whose enrollment certificate this is."""
+        for domain in self.topology.domains:
+            for folder in (self.layout.peer_org(domain) / "users").iterdir():
+                if certificate_pem.encode() in [p.read_bytes() for p in (folder / "msp" / "signcerts").glob("*")]:
+                    return domain.id, folder.name.split("@")[0]
+        return None
 
 
 @pytest.fixture(scope="module")
@@ -181,10 +197,14 @@ class Running:
     ledger: AccessLedger  # a FakeLedger but at the end
     audit: RecordingAudit
     users: Users
+    network: Network
 
-    def call(self, method: str, path: str, body: Any = None) -> Answer:
+    def call(self, method: str, path: str, body: Any = None, caller: tuple[str, str] | None = None) -> Answer:
+        """One request over TLS as `caller` (domain id, user); by default as the signer of the body's statement."""
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        caller = caller or self._signer(body) or ("hospital-a", "doctor")
+        connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=5,
+                                                 context=self.network.tls_to("hospital-a", caller))
         try:
             connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
@@ -192,6 +212,13 @@ class Running:
         finally:
             connection.close()
         return Answer(response.status, json.loads(text), text)
+
+    def _signer(self, body: Any) -> tuple[str, str] | None:
+        if not isinstance(body, dict):
+            return None
+        signed = body.get("statement") if "certificate_pem" not in body else body
+        certificate_pem = signed.get("certificate_pem") if isinstance(signed, dict) else None
+        return self.network.caller_of(certificate_pem) if isinstance(certificate_pem, str) else None
 
     def identity(self) -> dict[str, str]:
         return self.call("GET", "/identity").body
@@ -237,22 +264,24 @@ def fetch_statement(user: ServiceIdentity, decision_tx: str, record_id: str = RE
 
 @contextlib.contextmanager
 def served(network: Network, users: Users, store_dir, ledger: AccessLedger,
-           refusals: RefusalBudget | None = None, fl_ledger=None) -> Iterator[Running]:
-    """hospital-a's RecordService over HTTP, storing in `store_dir`, deciding with `ledger` (and `fl_ledger`)."""
+           refusals: RefusalBudget | None = None, fl_ledger=None, gate: RefusalGate | None = None) -> Iterator[Running]:
+    """hospital-a's RecordService over HTTPS, storing in `store_dir`, deciding with `ledger` (and `fl_ledger`)."""
     audit = RecordingAudit()
     service = RecordService(
         users.service, Consortium.from_layout(network.topology, network.layout, "hospital-a"),
         FileBlobStore(store_dir / "blobs"), FileKeyStore(store_dir / "keys"), ledger, audit, refusals, fl_ledger,
     )
-    server = DataServiceServer(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    cas = ConsortiumTlsCas.from_layout(network.topology, network.layout)
+    context = server_context(user_tls_files(network.layout, network.topology.domain("hospital-a"), SERVICE_USER), cas)
+    server = DataServiceServer(create_app(service, cas, gate), context, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Running(server.server_address[1], store_dir, ledger, audit, users)
+        yield Running(server.server_address[1], store_dir, ledger, audit, users, network)
     finally:
         server.shutdown()
+        thread.join(10)
         server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture
@@ -646,9 +675,78 @@ def test_log_lines_name_method_path_status_and_requester_only(running, users, st
 
     answer = running.fetch(body)
 
-    assert [record.getMessage() for record in caplog.records] == [f"POST /records/{RECORD}/fetch 200 HospitalBMSP"]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"POST /records/{RECORD}/fetch 200 doctor@hospital-b.medfabric.local of HospitalBMSP"]
     for secret in (answer.body["blob"], answer.body["wrapped_key"]["wrapped_key"], body["signature"], "heart rate"):
         assert secret not in caplog.text
+
+
+# -- TLS: callers authenticated by their domains' Fabric identities, refusal floods gated ----------
+
+
+def raw_tls_request(port: int, context: ssl.SSLContext) -> int | str:
+    """GET /identity: the HTTP status, or "no answer" when the server ends the TLS session instead."""
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=context)
+    try:
+        connection.request("GET", "/identity")
+        return connection.getresponse().status
+    except (ssl.SSLError, ConnectionError):  # http.client.RemoteDisconnected included
+        return "no answer"
+    finally:
+        connection.close()
+
+
+def test_a_caller_without_a_client_certificate_gets_no_answer(running, network):
+    context = ssl.create_default_context(cadata=network.layout.peer_tls_ca(
+        network.topology.domain("hospital-a")).read_text())
+
+    assert raw_tls_request(running.port, context) == "no answer"
+    assert running.audit.entries == []
+
+
+def test_a_client_certificate_from_outside_the_consortium_gets_no_answer(running, network, tmp_path):
+    ca_key, ca_pem = make_certificate("outsider CA")
+    key, pem = make_certificate("doctor@outsider.example", issuer=(ca_key, ca_pem))
+    (tmp_path / "client.crt").write_bytes(pem)
+    (tmp_path / "client.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    context = ssl.create_default_context(cadata=network.layout.peer_tls_ca(
+        network.topology.domain("hospital-a")).read_text())
+    context.load_cert_chain(tmp_path / "client.crt", tmp_path / "client.key")
+
+    assert raw_tls_request(running.port, context) == "no answer"
+    assert running.audit.entries == []
+
+
+def test_a_statement_sent_over_another_users_tls_session_is_refused_and_logged(running, users, stored):
+    decision_tx = running.ledger.decide(users.reader)
+
+    answer = running.call("POST", f"/records/{RECORD}/fetch", fetch_statement(users.reader, decision_tx),
+                          caller=("hospital-b", "researcher"))
+
+    assert_refused(answer, 403, "signed by doctor@hospital-b.medfabric.local of HospitalBMSP, but the TLS client "
+                                "certificate is researcher@hospital-b.medfabric.local of HospitalBMSP's")
+    last = running.audit.entries[-1]
+    assert (last.action, last.outcome, last.requester) == ("denied", "failure", requester_of(users.reader))
+
+
+def test_a_flood_of_refused_requests_is_gated_for_its_client_only(network, users, tmp_path):
+    clock = ManualClock()
+    with served(network, users, tmp_path, FakeLedger(), gate=RefusalGate(burst=3, rate_per_s=1, clock=clock)) as run:
+        flood = [run.fetch(fetch_statement(users.other_reader, secrets.token_hex(32))) for _ in range(6)]
+        decision_tx = run.ledger.decide(users.reader)
+        stored_answer, _ = run.store(users.owner)
+        honest = run.fetch(fetch_statement(users.reader, decision_tx))
+        clock.now += 1
+        after_a_second = run.fetch(fetch_statement(users.other_reader, secrets.token_hex(32)))
+        logged = len(run.audit.entries)
+
+    assert [answer.status for answer in flood] == [403, 403, 403, 429, 429, 429]
+    assert flood[3].body == {"error": "too many refused requests from researcher@hospital-b.medfabric.local of "
+                                      "HospitalBMSP: retry in 1 s"}
+    assert stored_answer.status == 201 and honest.status == 200, honest.text
+    assert after_a_second.status == 403
+    assert logged == 3 + 2 + 1  # the gated requests were not looked at: no statement check, no log entry
 
 
 # -- decisions kept by the chaincode ------------------------------------------------------
@@ -794,14 +892,15 @@ def test_main_serves_until_sigterm(network, tmp_path):
     try:
         line = process.stderr.readline()
         port = int(line.rsplit(":", 1)[1])
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5,
+                                                 context=network.tls_to("hospital-b", ("hospital-a", "doctor")))
         connection.request("GET", "/identity")
         assert json.loads(connection.getresponse().read())["msp_id"] == "HospitalBMSP"
         connection.close()
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
-    assert "listening on 127.0.0.1:" in line
+    assert "listening on https://127.0.0.1:" in line
 
 
 def make_certificate(common_name: str, issuer=None, units: tuple[str, ...] = ()):

@@ -270,6 +270,10 @@ def test_forged_and_replayed_fetch_statements_are_refused(consortium):
     with pytest.raises(DataServiceError, match="seen before"):
         service.fetch(record_id, statement)
     with pytest.raises(DataServiceError, match="the decision is for another requester"):
+        outsider.data_service("hospital-a").fetch(
+            record_id, outsider.signed(action="fetch", record_id=record_id, decision_tx=decision_tx))
+    with pytest.raises(DataServiceError, match="signed by doctor@hospital-c.* the TLS client certificate is "
+                                               "doctor@hospital-b.*'s"):
         service.fetch(record_id, outsider.signed(action="fetch", record_id=record_id, decision_tx=decision_tx))
     altered = reader.signed(action="fetch", record_id=record_id, decision_tx=decision_tx)
     altered["statement"]["record_id"] = "another"

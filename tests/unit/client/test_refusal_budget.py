@@ -1,10 +1,11 @@
-"""RefusalBudget: a burst, then a rate, per requester; what was not logged is counted and handed to the next log."""
+"""RefusalBudget: a burst, then a rate, per requester; what was not logged is counted and handed to the next log.
+RefusalGate: a TLS client's refused requests spend its tokens; without any it waits, the others do not."""
 
 from __future__ import annotations
 
 import pytest
 
-from medfabric.data_service.refusal_budget import RefusalBudget
+from medfabric.data_service.refusal_budget import RefusalBudget, RefusalGate
 
 
 class Clock:
@@ -53,7 +54,7 @@ def test_memory_stays_bounded_by_forgetting_refilled_buckets():
     clock.now += 10
 
     assert budget.admit("d") == 0
-    assert set(budget._buckets) == {"a", "d"}
+    assert set(budget._buckets._buckets) == {"a", "d"}
     assert budget.admit("a") == 1
 
 
@@ -61,3 +62,25 @@ def test_memory_stays_bounded_by_forgetting_refilled_buckets():
 def test_a_budget_needs_a_burst_and_a_rate(burst, rate):
     with pytest.raises(ValueError, match="burst >= 1 and a positive rate"):
         RefusalBudget(burst=burst, rate_per_s=rate)
+
+
+def test_a_gate_serves_a_clients_burst_of_refusals_then_makes_it_wait_alone():
+    clock = Clock()
+    gate = RefusalGate(burst=3, rate_per_s=2, clock=clock)
+
+    waits = []
+    for _ in range(4):
+        waits.append(gate.wait_s("flood"))
+        gate.refused("flood")
+    assert waits == [0, 0, 0, 0.5]  # the fourth came with no token left: half a second to the next one
+    assert gate.wait_s("other") == 0
+    clock.now += 0.5
+    assert gate.wait_s("flood") == 0
+
+
+def test_requests_a_gate_does_not_refuse_cost_nothing():
+    gate = RefusalGate(burst=1, rate_per_s=1, clock=Clock())
+
+    assert [gate.wait_s("client") for _ in range(100)] == [0] * 100
+    gate.refused("client")
+    assert gate.wait_s("client") == 1.0

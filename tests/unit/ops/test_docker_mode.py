@@ -225,6 +225,8 @@ def fabric(topology, layout, project, docker, monkeypatch):
 
     monkeypatch.setattr(docker_mode, "http_ok", probe)
     monkeypatch.setattr(docker_mode, "tls_handshake", handshake)
+    monkeypatch.setattr(docker_mode, "ready_probe", lambda _topology, _layout, domain: probe(
+        f"https://127.0.0.1:{domain.data_service_port}/identity"))
     docker.answer_states(dict.fromkeys(all_services(topology), "running"))
     return fabric
 
@@ -247,7 +249,7 @@ def test_up_takes_the_native_steps_with_services_and_tools_containers(topology, 
     chaincode = chaincode_services(topology)
     data_services = [f"data-service.{d.org_domain}" for d in topology.domains]
     healthz = "http://127.0.0.1:{}/healthz".format
-    identity = "http://127.0.0.1:{}/identity".format
+    identity = "https://127.0.0.1:{}/identity".format
     order = [
         at(lambda e: e == ("docker", ["pull", "hyperledger/fabric-tools:3.1.5"])),
         at(lambda e: e[0] == "crypto"),
@@ -301,7 +303,7 @@ def test_a_node_that_exits_before_it_is_ready_is_named_with_its_container_log(
     docker.answer_states({compose.NETWORK_SERVICE: "running", orderer.host_name: "exited"})
     docker.answer("compose logs", stdout="2025 INFO starting\npanic: open /var/hyperledger/msp: no such file\n")
     with pytest.raises(DockerError) as error:
-        ComposeNodes(project, topology).start_orderers()
+        ComposeNodes(project, topology, layout).start_orderers()
     assert str(error.value).splitlines() == [
         f"{orderer.host_name} exited before it was ready; last lines of `docker compose logs {orderer.host_name}`:",
         "  2025 INFO starting",
@@ -318,16 +320,16 @@ def test_a_data_service_that_exits_before_it_serves_is_named_with_its_container_
     domain = topology.domains[0]
     name = f"data-service.{domain.org_domain}"
     probed = []
-    monkeypatch.setattr(docker_mode, "http_ok", lambda url: lambda: probed.append(url) and False)
+    monkeypatch.setattr(docker_mode, "ready_probe", lambda _t, _l, d: lambda: probed.append(d.id) and False)
     docker.answer_states({compose.NETWORK_SERVICE: "running", name: "exited"})
     docker.answer("compose logs", stdout="python -m medfabric.data_service: no identity for Admin@hospital-a\n")
     with pytest.raises(DockerError) as error:
-        ComposeNodes(project, topology).start_data_services()
+        ComposeNodes(project, topology, layout).start_data_services()
     assert str(error.value).splitlines() == [
         f"{name} exited before it was ready; last lines of `docker compose logs {name}`:",
         "  python -m medfabric.data_service: no identity for Admin@hospital-a",
     ]
-    assert probed == [f"http://127.0.0.1:{domain.data_service_port}/identity"]
+    assert probed == [domain.id]
     assert docker.argvs()[0] == compose_argv(
         project, "up", "-d", compose.NETWORK_SERVICE, *(f"data-service.{d.org_domain}" for d in topology.domains))
 
@@ -336,7 +338,7 @@ def test_chaincode_services_must_run_the_packages_the_peers_install(docker, topo
     project.file.write_text(compose_document(topology, layout))
     domain = topology.domains[0]
     with pytest.raises(DockerError, match=rf"runs chaincode\.{domain.org_domain} as .*, but its peers install other"):
-        ComposeNodes(project, topology).start_chaincode_servers(
+        ComposeNodes(project, topology, layout).start_chaincode_servers(
             {c.name: {d.id: "other" for d in topology.domains} for c in topology.chaincodes})
     assert docker.calls() == []
 

@@ -25,7 +25,7 @@ import pytest
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import load_topology
 from medfabric_ops import channel as channel_module
-from medfabric_ops import crypto_material, lifecycle, network, render
+from medfabric_ops import crypto_material, data_services, lifecycle, network, render
 from medfabric_ops.binaries import FabricCommandError
 from medfabric_ops.data_services import DataServiceError, start_data_service
 from medfabric_ops.lifecycle import DeployError
@@ -202,6 +202,9 @@ def fabric(topology, monkeypatch):
     monkeypatch.setattr(network, "Supervisor", fabric.supervisor)
     monkeypatch.setattr(channel_module, "OSNAdmin", fabric.osnadmin_class())
     monkeypatch.setattr(network, "OSNAdmin", fabric.osnadmin_class())
+    # What the data services' readiness is probed with (over TLS with the crypto this fake never writes).
+    monkeypatch.setattr(network, "ready_probe",
+                        lambda topology, _layout, domain: f"GET {data_services.service_url(topology, domain)}/identity")
     return fabric
 
 
@@ -283,7 +286,6 @@ def test_each_domain_runs_a_chaincode_server_under_its_package_id(topology, layo
 
 
 def test_each_domain_runs_its_data_service_on_the_same_layout_and_topology(topology, layout, fabric, monkeypatch):
-    monkeypatch.setattr(network, "http_ok", lambda url: f"GET {url}")
     run_up(topology, layout, fabric)
     starts = {e[1]: e[2:] for e in fabric.events if e[0] == "start"}
     ready = {e[1]: e[2] for e in fabric.events if e[0] == "ready"}
@@ -294,7 +296,7 @@ def test_each_domain_runs_its_data_service_on_the_same_layout_and_topology(topol
         assert env["MEDFABRIC_BUILD_DIR"] == str(layout.root)
         assert env["MEDFABRIC_TOPOLOGY"] == str(topology.source)
         assert cwd == layout.node_data(name)
-        assert ready[name] == f"GET http://127.0.0.1:{domain.data_service_port}/identity"
+        assert ready[name] == f"GET https://127.0.0.1:{domain.data_service_port}/identity"
 
 
 def test_a_data_service_gets_absolute_paths_as_it_runs_in_its_own_folder(topology, tmp_path, fabric, monkeypatch):
