@@ -21,11 +21,12 @@ ROUNDS ?=
 NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode_node caliper caliper/baseline
 
 .PHONY: help setup venv node-deps baseline-deps bench-deps up down status logs clean demo demo-fl test unit \
-	integration render bench bench-fl bench-market bench-consensus bench-report
+	integration render bench bench-fl bench-market bench-consensus bench-report reliability
 
 help:
 	@echo "make demo | demo-fl | test | setup | up | down | status | logs | clean   (MODE=native|docker, PROFILE=NAME)"
 	@echo "make bench [SUITE=default] [ROUNDS=N] [PROFILE=NAME] | bench-fl | bench-market | bench-consensus | bench-report"
+	@echo "make reliability   faults under load on a consortium of its own (report in build/network/bench/)"
 
 venv: $(VENV)/.installed
 
@@ -70,6 +71,10 @@ bench-market: venv
 # Real SmartBFT, flat against AHC-clustered (needs no running consortium: each case comes up at 27000 and goes).
 bench-consensus: venv
 	$(OPS) bench-consensus
+
+# Faults under load (leader orderer, peer, chaincode server, down + up) on a consortium of its own at 28000.
+reliability: venv
+	$(OPS) reliability
 
 bench-report: venv
 	$(BIN)/medfabric bench report

@@ -297,6 +297,29 @@ def bench_consensus(transactions: int, concurrency: int, idle_s: float, flat_siz
     click.echo(f"report: {out / 'report.md'}")
 
 
+@network.command("reliability")
+@click.option("--fault", "faults", multiple=True, metavar="NAME",
+              help="Only these faults (leader-orderer, peer, chaincode, down-up); default: all, in that order.")
+@_json_option
+def reliability(faults: tuple[str, ...], as_json: bool) -> None:
+    """Faults under a steady load on a consortium of its own (base port 28000, cleaned away after): the public
+    leader orderer, a peer, a chaincode server, the whole consortium down and up. Prints the table of committed,
+    lost, recovery time and catch-up per fault; the report is in build/network/bench/reliability-<time>/."""
+    from medfabric_ops.reliability import FAULTS, run_reliability
+
+    chosen = list(faults) or list(FAULTS)
+    try:
+        out = run_reliability(NetworkLayout.default().root / "bench", chosen,
+                              say=lambda line: click.echo(line, err=True))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if as_json:
+        click.echo((out / "report.json").read_text(), nl=False)
+    else:
+        click.echo((out / "report.md").read_text(), nl=False)
+        click.echo(f"report: {out / 'report.md'}")
+
+
 @network.command()
 @click.option("--suite", default="default", show_default=True, help="The suite: caliper/benchmarks/SUITE.yaml.")
 @click.option("--rounds", type=click.IntRange(min=1), default=None, help="Run only the suite's first N rounds.")

@@ -66,10 +66,26 @@ class SteadyLoad:
 
     def lost(self, submits: list[Submit], peer_name: str | None = None) -> list[str]:
         """Record ids reported committed that cannot be read back (through `peer_name`, or the load's peer)."""
+        committed = [s.record_id for s in submits if s.committed]
+        found = set(self.readable_ids(committed, peer_name))
+        return [record_id for record_id in committed if record_id not in found]
+
+    def readable_ids(self, record_ids: list[str], peer_name: str | None = None) -> list[str]:
+        """Those of `record_ids` the channel's state holds (read through `peer_name`, or the load's peer)."""
         with connect_as(self.domain_id, self.user, topology=self._topology, layout=self._layout,
                         peer_name=peer_name or self._peer_name) as gateway:
             index = EmrIndex(gateway.get_network(self.channel))
-            return [s.record_id for s in submits if s.committed and not readable(index, s.record_id)]
+            return [record_id for record_id in record_ids if readable(index, record_id)]
+
+    def read_error(self, record_id: str, peer_name: str | None = None) -> str | None:
+        """Why `record_id` cannot be read back (through `peer_name`, or the load's peer); None if it can."""
+        try:
+            with connect_as(self.domain_id, self.user, topology=self._topology, layout=self._layout,
+                            peer_name=peer_name or self._peer_name) as gateway:
+                EmrIndex(gateway.get_network(self.channel)).get(record_id)
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+        return None
 
     def _record_id(self) -> str:
         with self._lock:

@@ -1,0 +1,307 @@
+"""`make reliability`: faults under a steady load on a real consortium of its own, and what each cost.
+
+The default topology comes up at base port 28000 (medfabric_ops.isolated). For each fault a PutRecord load
+(medfabric.bench.steady, 16 clients through hospital-a's duty peer) runs, the fault is made by SIGKILL of a
+process this run started, `up` brings it back, and afterwards every record Fabric reported committed is read
+back. Per fault: transactions committed and failed, lost (committed, not readable), recovery (seconds from the
+fault until a one-second window commits half the rate before it), and whether the node came back in step.
+
+    leader orderer   the public channel's current SmartBFT leader (of 4: f = 1)
+    peer             hospital-a's second peer; its ledger and state against the duty peer's afterwards
+    chaincode        hospital-a's chaincode server (CCaaS): the errors clients saw
+    down + up        the whole consortium stopped and started again mid-run
+
+The report goes to build/network/bench/reliability-<UTC time>/ (report.md, report.json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fabric_protos.common import common_pb2
+
+from medfabric.bench.steady import SteadyLoad, Submit, recovery_seconds
+from medfabric.consortium.layout import NetworkLayout
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, Orderer, Peer, Topology
+
+from .binaries import FabricTools, find_binaries
+from .channel import PeerAdmin
+from .channel_readiness import read_metrics
+from .isolated import IsolatedConsortium
+from .lifecycle import chaincode_process_name
+from .process import Supervisor, poll_until
+
+BASE_PORT = 28000
+PROFILE = "low-latency"
+CONCURRENCY = 16
+WARM_S = 8.0  # load before the fault: the rate recovery is measured against
+DOWN_S = 15.0  # how long a killed node stays dead
+AFTER_S = 10.0  # load after the node is back
+CATCH_UP_TIMEOUT_S = 90.0
+RETRY_UP_S = 20.0
+
+
+@dataclass
+class FaultResult:
+    fault: str
+    load: str
+    committed: int
+    failed: int
+    lost: int
+    recovery_s: float | None
+    back_in_step: str  # how the node compared with the others once back
+    errors: dict[str, int] = field(default_factory=dict)  # the clients' errors, by kind
+    written_despite_error: int = 0  # failed submits whose record is readable all the same
+
+
+def reliability_document() -> dict[str, Any]:
+    document = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    document["base_port"] = BASE_PORT
+    document.setdefault("baseline", {})["enabled"] = False
+    return document
+
+
+class FaultRun:
+    """The running consortium, the tools to reach its nodes and the supervisor that started them."""
+
+    def __init__(self, consortium: IsolatedConsortium, tools: FabricTools, say: Callable[[str], None]):
+        self.consortium, self.tools, self.say = consortium, tools, say
+        self.topology: Topology = consortium.topology
+        self.layout: NetworkLayout = consortium.layout
+        self.domain = self.topology.domains[0]
+        self.public = self.topology.public_channel
+
+    # -- processes -------------------------------------------------------------------
+
+    def kill(self, name: str) -> None:
+        status = {s.name: s for s in Supervisor(self.layout).status()}.get(name)
+        if status is None or not status.alive or status.pid is None:
+            raise RuntimeError(f"{name} is not running: cannot make it fail")
+        os.kill(status.pid, signal.SIGKILL)
+        poll_until(lambda: not self._alive(name), 10)
+
+    def _alive(self, name: str) -> bool:
+        return any(s.name == name and s.alive for s in Supervisor(self.layout).status())
+
+    def restart(self) -> float:
+        """`up` again (it starts only what is not running); the monotonic time it returned. Asked once more when
+        it finds a channel not ready (a SmartBFT view change still settling)."""
+        try:
+            self.consortium.ops("up")
+        except RuntimeError as error:
+            self.say(f"  `up` again in {RETRY_UP_S:g} s: {error}")
+            time.sleep(RETRY_UP_S)
+            self.consortium.ops("up")
+        return time.monotonic()
+
+    # -- load --------------------------------------------------------------------------
+
+    def load(self) -> SteadyLoad:
+        return SteadyLoad(self.topology, self.layout, domain_id=self.domain.id, channel=self.public.name,
+                          concurrency=CONCURRENCY)
+
+    def result(self, fault: str, load: SteadyLoad, submits: list[Submit], fault_at: float, in_step: str,
+               peer_name: str | None = None) -> FaultResult:
+        failed = [s for s in submits if not s.committed]
+        lost = load.lost(submits, peer_name)
+        written = load.readable_ids([s.record_id for s in failed])
+        if lost:
+            in_step += f"; reading {lost[0]} back: {load.read_error(lost[0], peer_name)}"
+        return FaultResult(
+            fault=fault, load=f"PutRecord on {load.channel}, {load.concurrency} clients",
+            committed=sum(1 for s in submits if s.committed), failed=len(failed), lost=len(lost),
+            recovery_s=recovery_seconds(submits, fault_at), back_in_step=in_step,
+            errors=dict(Counter(_error_kind(s.error) for s in failed).most_common(5)),
+            written_despite_error=len(written),
+        )
+
+    # -- ledgers -----------------------------------------------------------------------
+
+    def leader(self) -> Orderer:
+        """The public channel's SmartBFT leader, as most of its live orderers see it."""
+        votes = Counter()
+        for orderer in self.public.orderers:
+            value = read_metrics(orderer.operations_address).get(("consensus_BFT_leader_id", self.public.name))
+            if value is not None:
+                votes[int(value)] += 1
+        if not votes:
+            raise RuntimeError("no orderer of the public channel reports a leader")
+        leader_id = votes.most_common(1)[0][0]
+        return next(o for o in self.public.orderers if o.consenter_id == leader_id)
+
+    def orderer_head(self, orderer: Orderer) -> tuple[int, str, str]:
+        """(number, previous hash, data hash) of the newest block `orderer` delivers."""
+        admin = PeerAdmin(self.tools, self.topology, self.layout, self.domain.peers[0])
+        ca = self.layout.orderer_tls_ca(self.topology.orderer_domain(orderer))
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "newest.block"
+            admin.run("channel", "fetch", "newest", path, "-c", self.public.name, "--orderer", orderer.address,
+                      "--ordererTLSHostnameOverride", orderer.host_name, "--tls", "--cafile", ca, timeout=30)
+            header = common_pb2.Block.FromString(path.read_bytes()).header
+        return header.number, header.previous_hash.hex(), header.data_hash.hex()
+
+    def peer_info(self, peer: Peer) -> tuple[int, str]:
+        """(height, current block hash) of the peer's public ledger."""
+        out = PeerAdmin(self.tools, self.topology, self.layout, peer).run("channel", "getinfo", "-c",
+                                                                         self.public.name)
+        info = json.loads(out.partition("Blockchain info:")[2])
+        return int(info.get("height", 0)), str(info.get("currentBlockHash", ""))
+
+
+def leader_orderer(run: FaultRun) -> FaultResult:
+    load = run.load()
+    load.start()
+    time.sleep(WARM_S)
+    leader = run.leader()
+    run.say(f"leader orderer: killing {leader.host_name} (consenter {leader.consenter_id}) under load")
+    run.kill(leader.host_name)
+    fault_at = time.monotonic()
+    time.sleep(DOWN_S)
+    restarted = run.restart()
+    time.sleep(AFTER_S)
+    submits = load.stop()
+    reference = next(o for o in run.public.orderers if o != leader)
+    in_step = _orderer_in_step(run, leader, reference, restarted)
+    return run.result(f"kill the public leader orderer ({leader.host_name})", load, submits, fault_at, in_step)
+
+
+def _orderer_in_step(run: FaultRun, orderer: Orderer, reference: Orderer, restarted: float) -> str:
+    target = run.orderer_head(reference)
+    heads: dict[str, tuple[int, str, str]] = {}
+
+    def caught_up() -> bool:
+        try:
+            heads["head"] = run.orderer_head(orderer)
+        except Exception:  # noqa: BLE001 - still starting: asked again
+            return False
+        return heads["head"][0] >= target[0]
+
+    if not poll_until(caught_up, CATCH_UP_TIMEOUT_S):
+        return f"not caught up in {CATCH_UP_TIMEOUT_S:g} s (block {heads.get('head', (None,))[0]} of {target[0]})"
+    seconds = time.monotonic() - restarted
+    head, again = heads["head"], run.orderer_head(reference)
+    same = head == again if head[0] == again[0] else run.orderer_head(orderer) == again
+    return (f"caught up {seconds:.1f} s after restart: block {again[0]}, "
+            f"{'same' if same else 'DIFFERENT'} previous and data hash as {reference.host_name}")
+
+
+def peer(run: FaultRun) -> FaultResult:
+    victim = next(p for p in run.domain.peers if p.name != run.domain.peers[0].name)
+    load = run.load()
+    load.start()
+    time.sleep(WARM_S)
+    run.say(f"peer: killing {victim.host_name} under load")
+    run.kill(victim.host_name)
+    fault_at = time.monotonic()
+    time.sleep(DOWN_S)
+    restarted = run.restart()
+    time.sleep(AFTER_S)
+    submits = load.stop()
+    duty = run.domain.peers[0]
+
+    def in_step() -> bool:
+        try:
+            return run.peer_info(victim) == run.peer_info(duty)
+        except Exception:  # noqa: BLE001 - a restarted peer answers "Invalid chain ID" until its channel is loaded
+            return False
+
+    if poll_until(in_step, CATCH_UP_TIMEOUT_S):
+        height, block_hash = run.peer_info(victim)
+        state = f"caught up {time.monotonic() - restarted:.1f} s after restart: height {height}, same block hash " \
+                f"({block_hash[:12]}...) as {duty.host_name}"
+    else:
+        state = f"not in step with {duty.host_name} in {CATCH_UP_TIMEOUT_S:g} s"
+    result = run.result(f"kill and restart a peer ({victim.host_name})", load, submits, fault_at, state,
+                        peer_name=victim.name)
+    result.back_in_step += f"; every committed record read back through it ({result.lost} missing)"
+    return result
+
+
+def chaincode(run: FaultRun) -> FaultResult:
+    name = chaincode_process_name(run.domain)
+    load = run.load()
+    load.start()
+    time.sleep(WARM_S)
+    run.say(f"chaincode: killing {name} under load")
+    run.kill(name)
+    fault_at = time.monotonic()
+    time.sleep(DOWN_S)
+    run.restart()
+    time.sleep(AFTER_S)
+    submits = load.stop()
+    return run.result(f"kill a chaincode server ({name})", load, submits, fault_at,
+                      "restarted by `up`, chaincode not installed again")
+
+
+def down_up(run: FaultRun) -> FaultResult:
+    load = run.load()
+    load.start()
+    time.sleep(WARM_S)
+    run.say("down + up: stopping the whole consortium under load")
+    run.consortium.ops("down")
+    fault_at = time.monotonic()
+    run.restart()
+    time.sleep(AFTER_S)
+    submits = load.stop()
+    return run.result("`down` + `up` mid-run", load, submits, fault_at, "every node restarted from its ledger")
+
+
+FAULTS: dict[str, Callable[[FaultRun], FaultResult]] = {
+    "leader-orderer": leader_orderer, "peer": peer, "chaincode": chaincode, "down-up": down_up,
+}
+
+
+def _error_kind(error: str) -> str:
+    """An error's class and first words: alike errors counted together."""
+    kind, _, message = error.partition(": ")
+    return f"{kind}: {' '.join(message.split()[:12])}"[:160]
+
+
+def run_reliability(root: Path, faults: list[str], say: Callable[[str], None] = print) -> Path:
+    """Bring a consortium up, make each fault in turn, write the report; the report folder."""
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown:
+        raise ValueError(f"unknown fault '{unknown[0]}' (known: {', '.join(FAULTS)})")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = root / f"reliability-{stamp}"
+    say(f"reliability: a consortium of its own at base port {BASE_PORT}, setting up")
+    started = time.monotonic()
+    results: list[FaultResult] = []
+    with IsolatedConsortium(reliability_document(), out / "consortium", PROFILE) as consortium:
+        tools = find_binaries(consortium.topology.fabric_version)
+        run = FaultRun(consortium, tools, say)
+        for name in faults:
+            results.append(FAULTS[name](run))
+            say(f"  {results[-1].fault}: {results[-1].committed} committed, {results[-1].lost} lost, "
+                f"recovery {results[-1].recovery_s} s")
+    report = {"generated_at": stamp, "seconds": round(time.monotonic() - started, 1),
+              "results": [asdict(r) for r in results]}
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(report_markdown(results, report["seconds"]))
+    return out
+
+
+def report_markdown(results: list[FaultResult], seconds: float) -> str:
+    lines = [f"# Reliability: faults under load (real Fabric, {seconds:g} s)", "",
+             "| fault | load | tx committed | tx failed | tx lost | recovery (s) | back in step |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        recovery = "-" if r.recovery_s is None else f"{r.recovery_s:g}"
+        lines.append(f"| {r.fault} | {r.load} | {r.committed} | {r.failed} | {r.lost} | {recovery} | "
+                     f"{r.back_in_step} |")
+    lines += ["", "Clients' errors by kind (failed submits; none of them is a lost transaction):", ""]
+    for r in results:
+        written = f" ({r.written_despite_error} written all the same)" if r.written_despite_error else ""
+        lines.append(f"* {r.fault}{written}: " + ("; ".join(f"{n} x {e}" for e, n in r.errors.items()) or "none"))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,54 @@
+"""The reliability run's pure parts: its consortium, error grouping, the report, and refusing unknown faults.
+The faults themselves run on real Fabric (`make reliability`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from medfabric.consortium.topology import load_topology
+from medfabric_ops import reliability
+from medfabric_ops.reliability import FaultResult, report_markdown, run_reliability
+
+
+def test_the_consortium_is_the_default_one_at_its_own_ports(tmp_path):
+    path = tmp_path / "topology.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(reliability.reliability_document()))
+    topology = load_topology(path)
+
+    assert topology.base_port == 28000
+    assert [d.id for d in topology.domains] == [d.id for d in load_topology().domains]
+    assert len(topology.public_channel.orderers) == 4 and topology.public_channel.ordering.consensus == "bft"
+
+
+def test_alike_errors_are_counted_together():
+    first = reliability._error_kind("EndorseError: chaincode chaincode.hospital-a unavailable (attempt 1)")
+    again = reliability._error_kind("EndorseError: chaincode chaincode.hospital-a unavailable (attempt 1)")
+
+    assert first == again == "EndorseError: chaincode chaincode.hospital-a unavailable (attempt 1)"
+    assert len(reliability._error_kind("E: " + "word " * 100)) <= 160
+
+
+def test_the_report_has_a_row_per_fault_and_the_errors_below():
+    results = [
+        FaultResult("kill the leader", "PutRecord on public, 16 clients", 782, 3, 0, 24.1, "caught up",
+                    {"CommitError: timeout": 3}),
+        FaultResult("down + up", "PutRecord on public, 16 clients", 500, 40, 0, None, "restarted", {}, 2),
+    ]
+
+    text = report_markdown(results, 321.5)
+
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[1:] == [
+        "| kill the leader | PutRecord on public, 16 clients | 782 | 3 | 0 | 24.1 | caught up |",
+        "| down + up | PutRecord on public, 16 clients | 500 | 40 | 0 | - | restarted |",
+    ]
+    assert "* kill the leader: 3 x CommitError: timeout" in text
+    assert "* down + up (2 written all the same): none" in text
+
+
+def test_an_unknown_fault_is_refused_before_anything_starts(tmp_path):
+    with pytest.raises(ValueError, match="unknown fault 'meteor' \\(known: leader-orderer, peer, chaincode, down-up\\)"):
+        run_reliability(tmp_path, ["peer", "meteor"], say=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
