@@ -55,10 +55,16 @@ class PeerAdmin:
 
     def height(self, channel: str) -> int:
         """Block height of the peer's ledger of `channel`."""
+        return self.chain_info(channel)[0]
+
+    def chain_info(self, channel: str) -> tuple[int, str]:
+        """(height, current block hash in base64) of the peer's ledger of `channel`."""
         out = self.run("channel", "getinfo", "-c", channel)
         _label, _colon, info = out.partition("Blockchain info:")
         try:
-            return int(json.loads(info).get("height", 0))  # a zero height is left out of the JSON
+            document = json.loads(info)
+            # a zero height (and its hash) is left out of the JSON
+            return int(document.get("height", 0)), str(document.get("currentBlockHash", ""))
         except (ValueError, AttributeError):
             raise ChannelError(
                 f"{self.peer.host_name}: unexpected `peer channel getinfo` output: {out[:200]}"

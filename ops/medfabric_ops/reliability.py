@@ -153,62 +153,65 @@ class FaultRun:
 
     def peer_info(self, peer: Peer) -> tuple[int, str]:
         """(height, current block hash) of the peer's public ledger."""
-        out = PeerAdmin(self.tools, self.topology, self.layout, peer).run("channel", "getinfo", "-c",
-                                                                         self.public.name)
-        info = json.loads(out.partition("Blockchain info:")[2])
-        return int(info.get("height", 0)), str(info.get("currentBlockHash", ""))
+        return PeerAdmin(self.tools, self.topology, self.layout, peer).chain_info(self.public.name)
+
+    def under_load(self, fault: Callable[[], None], down_s: float = DOWN_S
+                   ) -> tuple[SteadyLoad, list[Submit], float, float]:
+        """The load warmed up, `fault` made, `down_s` later `up`, AFTER_S more load: (load, submits, fault time,
+        restart time)."""
+        load = self.load()
+        load.start()
+        time.sleep(WARM_S)
+        fault()
+        fault_at = time.monotonic()
+        time.sleep(down_s)
+        restarted = self.restart()
+        time.sleep(AFTER_S)
+        return load, load.stop(), fault_at, restarted
 
 
 def leader_orderer(run: FaultRun) -> FaultResult:
-    load = run.load()
-    load.start()
-    time.sleep(WARM_S)
-    leader = run.leader()
-    run.say(f"leader orderer: killing {leader.host_name} (consenter {leader.consenter_id}) under load")
-    run.kill(leader.host_name)
-    fault_at = time.monotonic()
-    time.sleep(DOWN_S)
-    restarted = run.restart()
-    time.sleep(AFTER_S)
-    submits = load.stop()
+    chosen: list[Orderer] = []
+
+    def kill_leader() -> None:
+        chosen.append(run.leader())
+        run.say(f"leader orderer: killing {chosen[0].host_name} (consenter {chosen[0].consenter_id}) under load")
+        run.kill(chosen[0].host_name)
+
+    load, submits, fault_at, restarted = run.under_load(kill_leader)
+    leader = chosen[0]
     reference = next(o for o in run.public.orderers if o != leader)
     in_step = _orderer_in_step(run, leader, reference, restarted)
     return run.result(f"kill the public leader orderer ({leader.host_name})", load, submits, fault_at, in_step)
 
 
 def _orderer_in_step(run: FaultRun, orderer: Orderer, reference: Orderer, restarted: float) -> str:
+    """Whether the restarted orderer delivers the reference's newest block (the load has stopped: it stays)."""
     target = run.orderer_head(reference)
-    heads: dict[str, tuple[int, str, str]] = {}
+    heads: list[tuple[int, str, str]] = []
 
     def caught_up() -> bool:
         try:
-            heads["head"] = run.orderer_head(orderer)
+            heads.append(run.orderer_head(orderer))
         except Exception:  # noqa: BLE001 - still starting: asked again
             return False
-        return heads["head"][0] >= target[0]
+        return heads[-1][0] >= target[0]
 
     if not poll_until(caught_up, CATCH_UP_TIMEOUT_S):
-        return f"not caught up in {CATCH_UP_TIMEOUT_S:g} s (block {heads.get('head', (None,))[0]} of {target[0]})"
-    seconds = time.monotonic() - restarted
-    head, again = heads["head"], run.orderer_head(reference)
-    same = head == again if head[0] == again[0] else run.orderer_head(orderer) == again
-    return (f"caught up {seconds:.1f} s after restart: block {again[0]}, "
-            f"{'same' if same else 'DIFFERENT'} previous and data hash as {reference.host_name}")
+        return f"not caught up in {CATCH_UP_TIMEOUT_S:g} s (block {heads[-1][0] if heads else None} of {target[0]})"
+    return (f"caught up {time.monotonic() - restarted:.1f} s after restart: block {target[0]}, "
+            f"{'same' if heads[-1] == target else 'DIFFERENT'} previous and data hash as {reference.host_name}")
 
 
 def peer(run: FaultRun) -> FaultResult:
-    victim = next(p for p in run.domain.peers if p.name != run.domain.peers[0].name)
-    load = run.load()
-    load.start()
-    time.sleep(WARM_S)
-    run.say(f"peer: killing {victim.host_name} under load")
-    run.kill(victim.host_name)
-    fault_at = time.monotonic()
-    time.sleep(DOWN_S)
-    restarted = run.restart()
-    time.sleep(AFTER_S)
-    submits = load.stop()
     duty = run.domain.peers[0]
+    victim = next(p for p in run.domain.peers if p.name != duty.name)
+
+    def kill_peer() -> None:
+        run.say(f"peer: killing {victim.host_name} under load")
+        run.kill(victim.host_name)
+
+    load, submits, fault_at, restarted = run.under_load(kill_peer)
 
     def in_step() -> bool:
         try:
@@ -230,30 +233,22 @@ def peer(run: FaultRun) -> FaultResult:
 
 def chaincode(run: FaultRun) -> FaultResult:
     name = chaincode_process_name(run.domain)
-    load = run.load()
-    load.start()
-    time.sleep(WARM_S)
-    run.say(f"chaincode: killing {name} under load")
-    run.kill(name)
-    fault_at = time.monotonic()
-    time.sleep(DOWN_S)
-    run.restart()
-    time.sleep(AFTER_S)
-    submits = load.stop()
+
+    def kill_chaincode() -> None:
+        run.say(f"chaincode: killing {name} under load")
+        run.kill(name)
+
+    load, submits, fault_at, _ = run.under_load(kill_chaincode)
     return run.result(f"kill a chaincode server ({name})", load, submits, fault_at,
                       "restarted by `up`, chaincode not installed again")
 
 
 def down_up(run: FaultRun) -> FaultResult:
-    load = run.load()
-    load.start()
-    time.sleep(WARM_S)
-    run.say("down + up: stopping the whole consortium under load")
-    run.consortium.ops("down")
-    fault_at = time.monotonic()
-    run.restart()
-    time.sleep(AFTER_S)
-    submits = load.stop()
+    def stop_all() -> None:
+        run.say("down + up: stopping the whole consortium under load")
+        run.consortium.ops("down")
+
+    load, submits, fault_at, _ = run.under_load(stop_all, down_s=0)
     return run.result("`down` + `up` mid-run", load, submits, fault_at, "every node restarted from its ledger")
 
 
