@@ -60,7 +60,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
 
 def test_the_group_offers_the_life_cycle_commands():
     assert set(cli.network.commands) == {"setup", "render", "up", "down", "status", "clean", "logs", "bench",
-                                         "bench-consensus"}
+                                         "bench-consensus", "reliability"}
 
 
 def test_a_missing_topology_is_a_one_line_error(build_dir, tmp_path):
