@@ -631,9 +631,11 @@ def tuning_facts(topology: Topology) -> dict[str, Any]:
         channels[kind] = {"consensus": ordering.consensus, "batch_timeout_ms": ordering.batch_timeout_ms,
                           "max_message_count": ordering.max_message_count}
         if ordering.smartbft:
-            channels[kind]["smartbft"] = {"request_pool_size": ordering.smartbft.request_pool_size,
-                                          "incoming_message_buffer_size":
-                                              ordering.smartbft.incoming_message_buffer_size}
+            options = ordering.smartbft
+            channels[kind]["smartbft"] = {"request_pool_size": options.request_pool_size,
+                                          "incoming_message_buffer_size": options.incoming_message_buffer_size,
+                                          "leader_heartbeat_count": options.leader_heartbeat_count,
+                                          **{f"{name}_ms": ms for name, ms in options.timeouts_ms}}
     return {"channels": channels, "peer_gateway_concurrency": topology.tuning.gateway_concurrency}
 
 

@@ -18,6 +18,7 @@ and the nodes: docker_mode runs it with containers.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -208,8 +209,9 @@ def process_names(topology: Topology) -> list[str]:
 
 
 def ordering_settings(topology: Topology) -> dict[str, Any]:
-    """Per channel, the ordering settings its genesis block fixes."""
-    return {channel.name: dataclasses.asdict(channel.ordering) for channel in topology.channels}
+    """Per channel, the ordering settings its genesis block fixes, as the tuning record holds them (JSON)."""
+    return json.loads(json.dumps({channel.name: dataclasses.asdict(channel.ordering)
+                                  for channel in topology.channels}))
 
 
 def check_tuning(topology: Topology, layout: NetworkLayout) -> None:
@@ -223,6 +225,11 @@ def check_tuning(topology: Topology, layout: NetworkLayout) -> None:
     wanted = ordering_settings(topology)
     changed = [name for name in existing if name in recorded and recorded[name] != wanted[name]]
     if record.get("profile") != topology.tuning.profile or changed:
+        if record.get("profile") == topology.tuning.profile:
+            raise NetworkError(
+                f"channel {changed[0]} in {layout.root} was created with other ordering settings than profile "
+                f"'{topology.tuning.profile}' gives now (the topology changed since); ordering settings are fixed "
+                "when a channel is created: `medfabric network clean` (make clean) first")
         what = f"channel {changed[0]}'s ordering settings differ" if changed else "the profile differs"
         raise NetworkError(
             f"the channels in {layout.root} were created with profile '{record.get('profile')}' and this is "

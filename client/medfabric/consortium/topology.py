@@ -54,7 +54,19 @@ _PROFILE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 DEFAULT_PROFILE = "default"  # the values written in the file, outside `profiles:`
 # What a profile may set: the tuning knobs, by section.
 _CHANNEL_KNOBS = ("batch_timeout", "max_message_count", "smartbft")
-_SMARTBFT_KNOBS = ("request_pool_size", "incoming_message_buffer_size")
+# SmartBFT's failure-detection timeouts, by topology name, with Fabric's defaults (sampleconfig configtx.yaml)
+# and the option each renders to.
+SMARTBFT_TIMEOUTS = {
+    "request_forward_timeout": ("2s", "RequestForwardTimeout"),
+    "request_complain_timeout": ("20s", "RequestComplainTimeout"),
+    "request_auto_remove_timeout": ("180s", "RequestAutoRemoveTimeout"),
+    "view_change_resend_interval": ("5s", "ViewChangeResendInterval"),
+    "view_change_timeout": ("20s", "ViewChangeTimeout"),
+    "leader_heartbeat_timeout": ("60s", "LeaderHeartbeatTimeout"),
+    "collect_timeout": ("1s", "CollectTimeout"),
+}
+_SMARTBFT_KNOBS = ("request_pool_size", "incoming_message_buffer_size", "leader_heartbeat_count",
+                   *SMARTBFT_TIMEOUTS)
 _GATEWAY_KNOBS = ("concurrency",)
 
 
@@ -133,10 +145,26 @@ class Domain:
 
 @dataclass(frozen=True)
 class SmartBFTOptions:
-    """The SmartBFT options worth tuning (the rest are fixed in ops' configtx rendering)."""
+    """The SmartBFT options worth tuning (the rest are fixed in ops' configtx rendering).
+
+    The timeouts decide how fast a dead leader is replaced: a follower forwards a request it holds to the
+    leader after request_forward_timeout, complains about the leader once the request is still not ordered
+    after request_complain_timeout, and a view change that has not completed after view_change_timeout
+    starts over. Without requests, a follower suspects the leader after leader_heartbeat_timeout without a
+    heartbeat (the leader sends leader_heartbeat_count of them per timeout).
+    """
 
     request_pool_size: int = 100_000  # requests a consenter holds before new submits wait
     incoming_message_buffer_size: int = 200  # consensus messages from other consenters held before processing
+    leader_heartbeat_count: int = 10
+    timeouts_ms: tuple[tuple[str, int], ...] = ()  # (name in SMARTBFT_TIMEOUTS, milliseconds), every name once
+
+    def timeout_ms(self, name: str) -> int:
+        values = dict(self.timeouts_ms)
+        if name in values:
+            return values[name]
+        default = SMARTBFT_TIMEOUTS[name][0]
+        return int(default[:-1]) * 1000
 
 
 @dataclass(frozen=True)
@@ -517,14 +545,29 @@ def _parse_ordering(fields: "_Fields", default: str) -> Ordering:
             incoming_message_buffer_size=smartbft_doc.integer(
                 "incoming_message_buffer_size", minimum=1, maximum=1_000_000,
                 default=SmartBFTOptions.incoming_message_buffer_size),
+            leader_heartbeat_count=smartbft_doc.integer("leader_heartbeat_count", minimum=1, maximum=1000,
+                                                        default=SmartBFTOptions.leader_heartbeat_count),
+            timeouts_ms=tuple((name, smartbft_doc.duration_ms(name, default=default, maximum_ms=3_600_000))
+                              for name, (default, _) in SMARTBFT_TIMEOUTS.items()),
         )
         smartbft_doc.reject_unknown()
+        _check_smartbft_order(smartbft, smartbft_doc)
         if smartbft.request_pool_size < count:
             raise TopologyError(f"{smartbft_doc.at('request_pool_size')}: must hold at least one batch "
                                 f"(max_message_count {count})")
     elif smartbft_doc is not None:
         raise TopologyError(f"{fields.at('smartbft')}: only for consensus bft")
     return Ordering(consensus, timeout_ms, count, smartbft)
+
+
+def _check_smartbft_order(options: SmartBFTOptions, fields: "_Fields") -> None:
+    """SmartBFT refuses a channel whose timeouts are out of order (its Configuration.Validate)."""
+    for shorter, longer in (("request_forward_timeout", "request_complain_timeout"),
+                            ("request_complain_timeout", "request_auto_remove_timeout"),
+                            ("view_change_resend_interval", "view_change_timeout")):
+        if options.timeout_ms(shorter) > options.timeout_ms(longer):
+            raise TopologyError(f"{fields.at(shorter)}: must not be longer than {longer} "
+                                f"({options.timeout_ms(longer)} ms)")
 
 
 def _orderer(name: str, domain: Domain, channel: str, consenter_id: int, index: int, host: str, base_port: int) -> Orderer:

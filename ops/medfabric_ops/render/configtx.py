@@ -17,28 +17,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from medfabric.consortium.layout import NetworkLayout
-from medfabric.consortium.topology import Channel, Domain, Orderer, Topology
+from medfabric.consortium.topology import SMARTBFT_TIMEOUTS, Channel, Domain, Orderer, Topology
 
 from .files import write_yaml
 
 CAPABILITIES = {"Channel": {"V3_0": True}, "Orderer": {"V2_0": True}, "Application": {"V2_5": True}}
 BATCH_MAX_BYTES = 99 * 1024 * 1024  # Fabric's samples: 99 MB, preferably 512 KB
 BATCH_PREFERRED_BYTES = 512 * 1024
-# The other SmartBFT options of Fabric's BFT sample. The tuned ones come from the topology:
-# RequestBatchMaxInterval is the channel's batch_timeout, RequestBatchMaxCount its max_message_count
-# (the orderer also takes it, and RequestBatchMaxBytes, from BatchSize), RequestPoolSize and
-# IncomingMessageBufferSize its smartbft section.
-SMARTBFT_OPTIONS = {
-    "RequestForwardTimeout": "2s",
-    "RequestComplainTimeout": "20s",
-    "RequestAutoRemoveTimeout": "3m0s",
-    "ViewChangeResendInterval": "5s",
-    "ViewChangeTimeout": "20s",
-    "LeaderHeartbeatTimeout": "1m0s",
-    "CollectTimeout": "1s",
-    "LeaderHeartbeatCount": 10,
-}
-
+# Every SmartBFT option rendered comes from the topology: RequestBatchMaxInterval is the channel's
+# batch_timeout, RequestBatchMaxCount its max_message_count (the orderer also takes it, and
+# RequestBatchMaxBytes, from BatchSize), the rest its smartbft section; the options left out keep
+# SmartBFT's defaults.
 
 def render_configtx(topology: Topology, layout: NetworkLayout) -> None:
     write_yaml(layout.configtx_dir / "configtx.yaml", _configtx(topology, layout))
@@ -93,7 +82,8 @@ def _orderer(topology: Topology, layout: NetworkLayout, channel: Channel) -> dic
             "RequestBatchMaxInterval": f"{ordering.batch_timeout_ms}ms",
             "RequestPoolSize": ordering.smartbft.request_pool_size,
             "IncomingMessageBufferSize": ordering.smartbft.incoming_message_buffer_size,
-            **SMARTBFT_OPTIONS,
+            "LeaderHeartbeatCount": ordering.smartbft.leader_heartbeat_count,
+            **{option: f"{ordering.smartbft.timeout_ms(name)}ms" for name, (_, option) in SMARTBFT_TIMEOUTS.items()},
         }
     return section
 

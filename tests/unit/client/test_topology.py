@@ -5,7 +5,8 @@ import copy
 import pytest
 import yaml
 
-from medfabric.consortium.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
+from medfabric.consortium.topology import (DEFAULT_TOPOLOGY, SmartBFTOptions, TopologyError, load_topology,
+                                          parse_topology)
 
 
 @pytest.fixture
@@ -152,7 +153,22 @@ def test_the_default_tuning_is_the_files_values():
     assert (local.batch_timeout_ms, local.max_message_count, local.smartbft) == (250, 100, None)
     assert (public.batch_timeout_ms, public.max_message_count) == (250, 100)
     assert (public.smartbft.request_pool_size, public.smartbft.incoming_message_buffer_size) == (100000, 200)
+    # failover tuned under 10 s (the file), the rest Fabric's defaults
+    timeouts = dict(public.smartbft.timeouts_ms)
+    assert timeouts == {"request_forward_timeout": 1000, "request_complain_timeout": 4000,
+                        "request_auto_remove_timeout": 180000, "view_change_resend_interval": 2000,
+                        "view_change_timeout": 10000, "leader_heartbeat_timeout": 10000, "collect_timeout": 1000}
+    assert public.smartbft.leader_heartbeat_count == 10
     assert load_topology(profile="default") == topo
+
+
+def test_smartbft_timeouts_left_out_take_fabrics_defaults(raw):
+    raw["channels"]["public"]["smartbft"] = {"view_change_timeout": "45s"}
+    options = parse_topology(raw).public_channel.ordering.smartbft
+    assert options.timeout_ms("view_change_timeout") == 45000
+    assert options.timeout_ms("request_complain_timeout") == 20000  # Fabric's sampleconfig
+    assert options.timeout_ms("request_auto_remove_timeout") == 180000
+    assert SmartBFTOptions().timeout_ms("leader_heartbeat_timeout") == 60000
 
 
 def test_profiles_override_only_the_knobs_they_set():
@@ -168,6 +184,8 @@ def test_profiles_override_only_the_knobs_they_set():
         (100, 500)] * 3 + [(200, 500)]
     assert wide.public_channel.ordering.smartbft.incoming_message_buffer_size == 1000
     assert wide.public_channel.ordering.smartbft.request_pool_size == 100000  # not set: the file's value
+    assert wide.public_channel.ordering.smartbft.timeout_ms("request_complain_timeout") == 20000
+    assert wide.public_channel.ordering.smartbft.timeout_ms("request_forward_timeout") == 1000  # the file's
     # nothing but tuning differs
     assert wide.ports() == default.ports() and wide.chaincodes == default.chaincodes
     assert [c.ordering.consensus for c in wide.channels] == [c.ordering.consensus for c in default.channels]
@@ -209,6 +227,18 @@ def test_a_profile_may_tune_a_section_the_file_leaves_to_defaults(raw):
          "channels.public.smartbft.request_pool_siz: unknown field"),
         (lambda r: r["channels"]["local"].update(smartbft={"request_pool_size": 500}), None,
          "channels.local.smartbft: only for consensus bft"),
+        (lambda r: r["channels"]["public"]["smartbft"].update(request_forward_timeout="5s"), None,
+         "channels.public.smartbft.request_forward_timeout: must not be longer than request_complain_timeout "
+         "(4000 ms)"),
+        (lambda r: r["channels"]["public"]["smartbft"].update(view_change_resend_interval="11s"), None,
+         "channels.public.smartbft.view_change_resend_interval: must not be longer than view_change_timeout"),
+        (lambda r: r["profiles"]["high-throughput"]["channels"]["public"]["smartbft"].update(
+            request_complain_timeout="200s"), "high-throughput",
+         "request_complain_timeout: must not be longer than request_auto_remove_timeout (180000 ms)"),
+        (lambda r: r["channels"]["public"]["smartbft"].update(collect_timeout="2h"), None,
+         "channels.public.smartbft.collect_timeout:"),
+        (lambda r: r["channels"]["public"]["smartbft"].update(leader_heartbeat_count=0), None,
+         "channels.public.smartbft.leader_heartbeat_count: must be between 1 and 1000"),
         (lambda r: r["peer_gateway"].update(concurrency="many"), None, "peer_gateway.concurrency: must be an integer"),
         (lambda r: r["baseline"].update(name="medfabric"), None, "baseline.name: 'medfabric' is already"),
         (lambda r: r["baseline"].update(enabled="yes"), None, "baseline.enabled: must be true or false"),

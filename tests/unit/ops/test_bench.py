@@ -383,7 +383,13 @@ def test_a_run_writes_results_the_report_and_the_records_in_its_own_folder(topol
     assert results["tuning"] == {
         "channels": {"local": {"consensus": "raft", "batch_timeout_ms": 250, "max_message_count": 100},
                      "public": {"consensus": "bft", "batch_timeout_ms": 250, "max_message_count": 100,
-                                "smartbft": {"request_pool_size": 100000, "incoming_message_buffer_size": 200}}},
+                                "smartbft": {"request_pool_size": 100000, "incoming_message_buffer_size": 200,
+                                             "leader_heartbeat_count": 10, "request_forward_timeout_ms": 1000,
+                                             "request_complain_timeout_ms": 4000,
+                                             "request_auto_remove_timeout_ms": 180000,
+                                             "view_change_resend_interval_ms": 2000,
+                                             "view_change_timeout_ms": 10000, "leader_heartbeat_timeout_ms": 10000,
+                                             "collect_timeout_ms": 1000}}},
         "peer_gateway_concurrency": 500}
     assert results["machine"]["cores"] == os.cpu_count() and results["machine"]["usable_cores"] >= 1
     assert results["caliper"]["exit_code"] == 0 and results["caliper"]["report"] == "report.html"

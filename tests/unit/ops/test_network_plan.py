@@ -534,7 +534,12 @@ def test_the_channels_remember_the_profile_and_ordering_settings_they_were_creat
     assert record["profile"] == "low-latency"
     assert record["channels"][topology.public_channel.name] == {
         "consensus": "bft", "batch_timeout_ms": 20, "max_message_count": 10,
-        "smartbft": {"request_pool_size": 100000, "incoming_message_buffer_size": 200}}
+        "smartbft": {"request_pool_size": 100000, "incoming_message_buffer_size": 200,
+                     "leader_heartbeat_count": 10,
+                     "timeouts_ms": [["request_forward_timeout", 1000], ["request_complain_timeout", 4000],
+                                     ["request_auto_remove_timeout", 180000], ["view_change_resend_interval", 2000],
+                                     ["view_change_timeout", 10000], ["leader_heartbeat_timeout", 10000],
+                                     ["collect_timeout", 1000]]}}
     assert record["channels"]["hospital-a-local"]["smartbft"] is None
     assert network.read_tuning_record(layout) == record
     fabric.events.clear()
@@ -558,7 +563,8 @@ def test_edited_ordering_settings_on_existing_channels_are_refused(topology, lay
     local = dataclasses.replace(topology.channels[0].ordering, batch_timeout_ms=5)
     edited = dataclasses.replace(topology, channels=(dataclasses.replace(topology.channels[0], ordering=local),
                                                      *topology.channels[1:]))
-    with pytest.raises(network.NetworkError, match="channel hospital-a-local's ordering settings differ"):
+    with pytest.raises(network.NetworkError, match=r"channel hospital-a-local in .* was created with other ordering "
+                                                   r"settings than profile 'default' gives now .*make clean"):
         run_up(edited, layout, fabric)
 
 

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from medfabric.consortium.layout import NetworkLayout
-from medfabric.consortium.topology import DEFAULT_TOPOLOGY, load_topology, parse_topology
+from medfabric.consortium.topology import DEFAULT_TOPOLOGY, SMARTBFT_TIMEOUTS, load_topology, parse_topology
 from medfabric_ops import render
 from medfabric_ops.crypto_material import generate_crypto
 from medfabric_ops.render import core_yaml as core_yaml_module
@@ -235,6 +235,10 @@ def test_a_profiles_tuning_reaches_configtx_and_core_yaml(tmp_path, fabric_defau
     assert set(options) <= SMARTBFT_OPTION_KEYS
     assert (options["RequestBatchMaxInterval"], options["RequestBatchMaxCount"]) == public
     assert (options["RequestPoolSize"], options["IncomingMessageBufferSize"]) == smartbft
+    bft = topology.public_channel.ordering.smartbft
+    assert options["LeaderHeartbeatCount"] == bft.leader_heartbeat_count
+    for name, (_, option) in SMARTBFT_TIMEOUTS.items():
+        assert _duration(options[option]) == bft.timeout_ms(name) / 1000
     # Fabric's SmartBFT config.Validate: forward < complain < auto-remove, resend < view change
     seconds = {key: _duration(options[key]) for key in ("RequestForwardTimeout", "RequestComplainTimeout",
                                                          "RequestAutoRemoveTimeout", "ViewChangeResendInterval",
