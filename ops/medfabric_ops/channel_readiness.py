@@ -1,9 +1,11 @@
-"""When a channel takes transactions: its ordering service has a leader every consenter follows, and every
-member peer holds the blocks the consenters committed.
+"""When a channel takes transactions: its ordering service has a leader (for SmartBFT: a quorum of consenters
+follows one leader, none of them in a view change), and every member peer holds the blocks those committed.
 
 A node that answers /healthz and TLS is not yet a channel that orders: after a
 restart a Raft orderer refuses every transaction ("no Raft leader") until its
-election timeout has passed, and a SmartBFT consenter may be in a view change.
+election timeout has passed, and a SmartBFT consenter may be in a view change. A consenter outside the
+quorum does not hold the channel back (SmartBFT orders without f of them) but is named as a straggler:
+seen on a restarted leader that complained alone and stayed in a view change of its own.
 The peers, refused meanwhile, retry their block delivery with a growing
 pause. So `up` ends by waiting on what the nodes' operations endpoints say
 (their Prometheus /metrics), never on a transaction of its own:
@@ -21,6 +23,8 @@ Metrics read: etcdraft `consensus_etcdraft_is_leader` and
 from __future__ import annotations
 
 import http.client
+import logging
+from collections import Counter
 from typing import Iterable
 
 from medfabric.consortium.topology import Channel, Topology
@@ -56,45 +60,84 @@ def parse_metrics(text: str) -> dict[tuple[str, str], float]:
 
 def not_ready(topology: Topology, channel: Channel) -> str | None:
     """None when `channel` takes transactions and its peers are in step; else what is missing, in one line."""
+    return _readiness(channel)[0]
+
+
+def stragglers(topology: Topology, channel: Channel) -> list[str]:
+    """The consenters of a ready SmartBFT channel outside its quorum (a restarted one still in a view change of
+    its own, say), one line each; the channel orders without them."""
+    return _readiness(channel)[1]
+
+
+def _readiness(channel: Channel) -> tuple[str | None, list[str]]:
     name = channel.name
     orderers = {orderer.host_name: read_metrics(orderer.operations_address) for orderer in channel.orderers}
+    behind: list[str] = []
     if channel.ordering.consensus == "bft":
         prefix = "consensus_BFT"
         leaders = {host: metrics.get(("consensus_BFT_leader_id", name)) for host, metrics in orderers.items()}
-        if any(not leader for leader in leaders.values()) or len(set(leaders.values())) != 1:
-            return f"the consenters of {name} do not follow one leader yet ({_listed(leaders)})"
-        changing = [host for host, metrics in orderers.items()
+        votes = Counter(leader for leader in leaders.values() if leader)
+        if not votes:
+            return f"the consenters of {name} do not follow one leader yet ({_listed(leaders)})", []
+        leader = votes.most_common(1)[0][0]
+        changing = {host for host, metrics in orderers.items()
                     if metrics.get(("consensus_smartbft_viewchange_next_view", name))
-                    != metrics.get(("consensus_smartbft_viewchange_current_view", name))]
-        if changing:
-            return f"{', '.join(changing)}: view change in progress on {name}"
+                    != metrics.get(("consensus_smartbft_viewchange_current_view", name))}
+        quorum = {host for host in orderers if leaders[host] == leader and host not in changing}
+        if len(quorum) < bft_quorum(len(orderers)):
+            if changing:
+                return f"{', '.join(sorted(changing))}: view change in progress on {name}", []
+            return f"the consenters of {name} do not follow one leader yet ({_listed(leaders)})", []
+        for host in orderers:
+            if host in quorum:
+                continue
+            if host in changing:
+                view = orderers[host].get(("consensus_smartbft_viewchange_next_view", name))
+                behind.append(f"{host}: in a view change to view {int(view or 0)} of its own on {name} "
+                              f"(the others follow leader {int(leader)}); the channel orders without it")
+            else:
+                known = f"follows leader {int(leaders[host])}" if leaders[host] else "knows no leader"
+                behind.append(f"{host}: {known} on {name}, the others {int(leader)}; the channel orders without it")
+        orderers = {host: metrics for host, metrics in orderers.items() if host in quorum}
     else:
         prefix = "consensus_etcdraft"
         leading = [host for host, metrics in orderers.items() if metrics.get(("consensus_etcdraft_is_leader", name))]
         if len(leading) != 1:
-            return f"{', '.join(orderers)}: no Raft leader for {name} yet"
+            return f"{', '.join(orderers)}: no Raft leader for {name} yet", []
     committed = [metrics.get((f"{prefix}_committed_block_number", name)) for metrics in orderers.values()]
     if any(number is None for number in committed):
-        return f"an orderer of {name} reports no committed block yet"
+        return f"an orderer of {name} reports no committed block yet", []
     height = int(max(committed)) + 1
     for peer in channel.peers:
         peer_height = read_metrics(peer.operations_address).get(("ledger_blockchain_height", name))
         if peer_height is None or peer_height < height:
-            return f"{peer.host_name} holds {int(peer_height or 0)} of the {height} blocks of {name}"
-    return None
+            return f"{peer.host_name} holds {int(peer_height or 0)} of the {height} blocks of {name}", []
+    return None, behind
 
 
-def wait_until_ready(topology: Topology, channels: Iterable[Channel], timeout: float) -> None:
-    """Return once every channel is ready; ChannelNotReadyError naming the first that is not after `timeout`."""
+def bft_quorum(consenters: int) -> int:
+    """SmartBFT's quorum of n consenters tolerating f = (n - 1) // 3 faults: ceil((n + f + 1) / 2)."""
+    faults = (consenters - 1) // 3
+    return -(-(consenters + faults + 1) // 2)
+
+
+def wait_until_ready(topology: Topology, channels: Iterable[Channel], timeout: float) -> list[str]:
+    """Return once every channel is ready; ChannelNotReadyError naming the first that is not after `timeout`.
+    The stragglers of the ready channels are returned, and logged as warnings."""
+    behind: list[str] = []
     for channel in channels:
-        last: list[str | None] = [None]
+        last: list[tuple[str | None, list[str]]] = [(None, [])]
 
         def ready() -> bool:
-            last[0] = not_ready(topology, channel)
-            return last[0] is None
+            last[0] = _readiness(channel)
+            return last[0][0] is None
 
         if not poll_until(ready, timeout):
-            raise ChannelNotReadyError(f"channel {channel.name} not ready after {timeout:g}s: {last[0]}")
+            raise ChannelNotReadyError(f"channel {channel.name} not ready after {timeout:g}s: {last[0][0]}")
+        behind += last[0][1]
+    for line in behind:
+        logging.getLogger(__name__).warning(line)
+    return behind
 
 
 def _listed(values: dict[str, float | None]) -> str:

@@ -299,12 +299,14 @@ def bench_consensus(transactions: int, concurrency: int, idle_s: float, flat_siz
 
 @network.command("reliability")
 @click.option("--fault", "faults", multiple=True, metavar="NAME",
-              help="Only these faults (leader-orderer, peer, chaincode, down-up); default: all, in that order.")
+              help="Only these (leader-orderer, peer, local-peer, chaincode, data-service, refusal-flood, "
+                   "down-up); default: all, in that order.")
 @_json_option
 def reliability(faults: tuple[str, ...], as_json: bool) -> None:
     """Faults under a steady load on a consortium of its own (base port 28000, cleaned away after): the public
-    leader orderer, a peer, a chaincode server, the whole consortium down and up. Prints the table of committed,
-    lost, recovery time and catch-up per fault; the report is in build/network/bench/reliability-<time>/."""
+    leader orderer, a public and a local peer, a chaincode server, a data service mid-put, a refusal flood, the
+    whole consortium down and up. Prints the table of committed, lost, recovery time, catch-up and, for hostile
+    input, tried, refused and escaped; the report is in build/network/bench/reliability-<time>/."""
     from medfabric_ops.reliability import FAULTS, run_reliability
 
     chosen = list(faults) or list(FAULTS)

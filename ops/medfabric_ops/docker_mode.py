@@ -168,6 +168,12 @@ class ComposeNodes:
             for o in self._topology.orderers
         })
 
+    def restart_orderer(self, host_name: str) -> None:
+        orderer = next(o for o in self._topology.orderers if o.host_name == host_name)
+        self._project.compose("restart", host_name)
+        self._wait_ready(host_name, all_of(http_ok(f"http://{orderer.operations_address}/healthz"),
+                                           tls_handshake(orderer.host, orderer.admin_port)))
+
     def start_peers(self) -> None:
         self._start_and_wait({
             p.host_name: all_of(http_ok(f"http://{p.operations_address}/healthz"), tls_handshake(p.host, p.listen_port))

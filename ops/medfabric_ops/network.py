@@ -69,6 +69,9 @@ class Nodes(Protocol):
 
     def start_data_services(self) -> None: ...
 
+    def restart_orderer(self, host_name: str) -> None:
+        """Stop the orderer and start it again; returns once it is ready."""
+
 
 class NativeNodes:
     """The nodes as processes of the Fabric binaries (and of medfabric-chaincode and medfabric.data_service),
@@ -85,6 +88,10 @@ class NativeNodes:
                                    cwd=self._layout.node_data(orderer.host_name))
         for orderer in self._topology.orderers:
             self._supervisor.wait_ready(orderer.host_name, orderer_ready(orderer), READY_TIMEOUT)
+
+    def restart_orderer(self, host_name: str) -> None:
+        self._supervisor.stop(host_name)
+        self.start_orderers()
 
     def start_peers(self) -> None:
         for peer in self._topology.peers:
@@ -179,7 +186,16 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defa
     with step("channels ready"):
         # a restarted Raft orderer refuses transactions until it has elected itself, and a peer refused
         # meanwhile retries its delivery later and later: ready means ordering and in step
-        wait_until_ready(topology, topology.channels, READY_TIMEOUT)
+        stuck = [line for line in wait_until_ready(topology, topology.channels, READY_TIMEOUT) or []
+                 if "in a view change" in line]
+    if stuck:
+        # seen on SmartBFT: a consenter that complained alone about the leader (it lagged, or had just been
+        # restarted) stays in a view change of its own, out of the quorum, for good; restarted, it syncs and
+        # follows the current view again
+        with step("restart stuck consenters"):
+            for host_name in sorted({line.split(":", 1)[0] for line in stuck}):
+                nodes.restart_orderer(host_name)
+            wait_until_ready(topology, topology.channels, READY_TIMEOUT)
     with step("start chaincode servers"):
         nodes.start_chaincode_servers(package_ids)
     with step("install chaincode"):

@@ -7,8 +7,14 @@ back. Per fault: transactions committed and failed, lost (committed, not readabl
 fault until a one-second window commits half the rate before it), and whether the node came back in step.
 
     leader orderer   the public channel's current SmartBFT leader (of 4: f = 1)
-    peer             hospital-a's second peer; its ledger and state against the duty peer's afterwards
+    peer             hospital-b's duty peer, a public endorser (the load goes on through hospital-a's); its
+                     ledger against hospital-a's duty peer's afterwards, every record read back through it
+    local peer       hospital-a's second peer, under a load on hospital-a's local channel; the same checks
     chaincode        hospital-a's chaincode server (CCaaS): the errors clients saw
+    data service     hospital-a's data service, under whole puts (seal, store, index): orphans and entries
+                     without payload afterwards
+    refusal flood    one requester's refused fetches as fast as it can send them, another's granted requests
+                     meanwhile (medfabric.bench.refusal_flood): throttled, logged within budget, the other unhurt
     down + up        the whole consortium stopped and started again mid-run
 
 The report goes to build/network/bench/reliability-<UTC time>/ (report.md, report.json).
@@ -31,13 +37,16 @@ from typing import Any
 import yaml
 from fabric_protos.common import common_pb2
 
+from medfabric.bench.record_puts import RecordPuts
+from medfabric.bench.refusal_flood import run_refusal_flood
 from medfabric.bench.steady import SteadyLoad, Submit, recovery_seconds
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import DEFAULT_TOPOLOGY, Orderer, Peer, Topology
 
 from .binaries import FabricTools, find_binaries
 from .channel import PeerAdmin
-from .channel_readiness import read_metrics
+from .channel_readiness import read_metrics, stragglers
+from .data_services import data_service_name
 from .isolated import IsolatedConsortium
 from .lifecycle import chaincode_process_name
 from .process import Supervisor, poll_until
@@ -50,6 +59,8 @@ DOWN_S = 15.0  # how long a killed node stays dead
 AFTER_S = 10.0  # load after the node is back
 CATCH_UP_TIMEOUT_S = 90.0
 RETRY_UP_S = 20.0
+FLOOD_S = 20.0
+PUT_CLIENTS = 4  # whole puts: each also seals and stores with the data service
 
 
 @dataclass
@@ -63,6 +74,9 @@ class FaultResult:
     back_in_step: str  # how the node compared with the others once back
     errors: dict[str, int] = field(default_factory=dict)  # the clients' errors, by kind
     written_despite_error: int = 0  # failed submits whose record is readable all the same
+    inputs_tried: int | None = None  # hostile rows: requests or argument sets sent
+    refusals: int | None = None  # of them refused
+    escapes: int | None = None  # of them neither refused nor a valid result
 
 
 def reliability_document() -> dict[str, Any]:
@@ -81,6 +95,7 @@ class FaultRun:
         self.layout: NetworkLayout = consortium.layout
         self.domain = self.topology.domains[0]
         self.public = self.topology.public_channel
+        self.restart_error: str | None = None  # the current fault's `up` failed twice: why
 
     # -- processes -------------------------------------------------------------------
 
@@ -96,28 +111,40 @@ class FaultRun:
 
     def restart(self) -> float:
         """`up` again (it starts only what is not running); the monotonic time it returned. Asked once more when
-        it finds a channel not ready (a SmartBFT view change still settling)."""
+        it finds a channel not ready (a SmartBFT view change still settling); failing again, the error is kept
+        for the fault's report and the run goes on."""
         try:
             self.consortium.ops("up")
         except RuntimeError as error:
             self.say(f"  `up` again in {RETRY_UP_S:g} s: {error}")
             time.sleep(RETRY_UP_S)
-            self.consortium.ops("up")
+            try:
+                self.consortium.ops("up")
+            except RuntimeError as again:
+                self.restart_error = str(again)
+                self.say(f"  {again}")
         return time.monotonic()
 
     # -- load --------------------------------------------------------------------------
 
-    def load(self) -> SteadyLoad:
-        return SteadyLoad(self.topology, self.layout, domain_id=self.domain.id, channel=self.public.name,
+    def load(self, channel: str | None = None) -> SteadyLoad:
+        return SteadyLoad(self.topology, self.layout, domain_id=self.domain.id, channel=channel or self.public.name,
                           concurrency=CONCURRENCY)
 
     def result(self, fault: str, load: SteadyLoad, submits: list[Submit], fault_at: float, in_step: str,
-               peer_name: str | None = None) -> FaultResult:
+               peer: Peer | None = None) -> FaultResult:
+        """The counts of a fault's run; committed records read back through `peer` (default: the load's)."""
+        reader = (peer.name, peer.domain_id) if peer else (None, None)
         failed = [s for s in submits if not s.committed]
-        lost = load.lost(submits, peer_name)
+        lost = load.lost(submits, *reader)
         written = load.readable_ids([s.record_id for s in failed])
         if lost:
-            in_step += f"; reading {lost[0]} back: {load.read_error(lost[0], peer_name)}"
+            in_step += f"; reading {lost[0]} back: {load.read_error(lost[0], *reader)}"
+        if self.restart_error:
+            in_step = f"{self.restart_error}; {in_step}"
+            self.restart_error = None
+        for line in stragglers(self.topology, self.public):
+            in_step += f"; afterwards {line}"
         return FaultResult(
             fault=fault, load=f"PutRecord on {load.channel}, {load.concurrency} clients",
             committed=sum(1 for s in submits if s.committed), failed=len(failed), lost=len(lost),
@@ -151,15 +178,15 @@ class FaultRun:
             header = common_pb2.Block.FromString(path.read_bytes()).header
         return header.number, header.previous_hash.hex(), header.data_hash.hex()
 
-    def peer_info(self, peer: Peer) -> tuple[int, str]:
-        """(height, current block hash) of the peer's public ledger."""
-        return PeerAdmin(self.tools, self.topology, self.layout, peer).chain_info(self.public.name)
+    def peer_info(self, peer: Peer, channel: str) -> tuple[int, str]:
+        """(height, current block hash) of the peer's ledger of `channel`."""
+        return PeerAdmin(self.tools, self.topology, self.layout, peer).chain_info(channel)
 
-    def under_load(self, fault: Callable[[], None], down_s: float = DOWN_S
+    def under_load(self, fault: Callable[[], None], down_s: float = DOWN_S, channel: str | None = None
                    ) -> tuple[SteadyLoad, list[Submit], float, float]:
-        """The load warmed up, `fault` made, `down_s` later `up`, AFTER_S more load: (load, submits, fault time,
-        restart time)."""
-        load = self.load()
+        """The load (on `channel`, default public) warmed up, `fault` made, `down_s` later `up`, AFTER_S more
+        load: (load, submits, fault time, restart time)."""
+        load = self.load(channel)
         load.start()
         time.sleep(WARM_S)
         fault()
@@ -204,29 +231,50 @@ def _orderer_in_step(run: FaultRun, orderer: Orderer, reference: Orderer, restar
 
 
 def peer(run: FaultRun) -> FaultResult:
-    duty = run.domain.peers[0]
-    victim = next(p for p in run.domain.peers if p.name != duty.name)
+    """Another domain's duty peer, a public-channel endorser, killed under the public load through hospital-a."""
+    reference = run.domain.duty_peer
+    victim = run.topology.domains[1].duty_peer
 
     def kill_peer() -> None:
-        run.say(f"peer: killing {victim.host_name} under load")
+        run.say(f"peer: killing {victim.host_name} (a public-channel endorser) under load")
         run.kill(victim.host_name)
 
     load, submits, fault_at, restarted = run.under_load(kill_peer)
+    return _peer_result(run, load, submits, fault_at, restarted, victim, reference,
+                        f"kill and restart a public endorser ({victim.host_name})")
 
+
+def local_peer(run: FaultRun) -> FaultResult:
+    """hospital-a's second peer killed under a load on hospital-a's local channel through its duty peer."""
+    reference = run.domain.duty_peer
+    victim = next(p for p in run.domain.peers if p.name != reference.name)
+
+    def kill_peer() -> None:
+        run.say(f"local peer: killing {victim.host_name} under load on {run.domain.local_channel}")
+        run.kill(victim.host_name)
+
+    load, submits, fault_at, restarted = run.under_load(kill_peer, channel=run.domain.local_channel)
+    return _peer_result(run, load, submits, fault_at, restarted, victim, reference,
+                        f"kill and restart a local peer ({victim.host_name})")
+
+
+def _peer_result(run: FaultRun, load: SteadyLoad, submits: list[Submit], fault_at: float, restarted: float,
+                 victim: Peer, reference: Peer, fault: str) -> FaultResult:
+    """The victim's ledger against the reference's once the load has stopped, and every committed record read
+    back through the victim."""
     def in_step() -> bool:
         try:
-            return run.peer_info(victim) == run.peer_info(duty)
+            return run.peer_info(victim, load.channel) == run.peer_info(reference, load.channel)
         except Exception:  # noqa: BLE001 - a restarted peer answers "Invalid chain ID" until its channel is loaded
             return False
 
     if poll_until(in_step, CATCH_UP_TIMEOUT_S):
-        height, block_hash = run.peer_info(victim)
+        height, block_hash = run.peer_info(victim, load.channel)
         state = f"caught up {time.monotonic() - restarted:.1f} s after restart: height {height}, same block hash " \
-                f"({block_hash[:12]}...) as {duty.host_name}"
+                f"({block_hash[:12]}...) as {reference.host_name}"
     else:
-        state = f"not in step with {duty.host_name} in {CATCH_UP_TIMEOUT_S:g} s"
-    result = run.result(f"kill and restart a peer ({victim.host_name})", load, submits, fault_at, state,
-                        peer_name=victim.name)
+        state = f"not in step with {reference.host_name} in {CATCH_UP_TIMEOUT_S:g} s"
+    result = run.result(fault, load, submits, fault_at, state, peer=victim)
     result.back_in_step += f"; every committed record read back through it ({result.lost} missing)"
     return result
 
@@ -243,6 +291,56 @@ def chaincode(run: FaultRun) -> FaultResult:
                       "restarted by `up`, chaincode not installed again")
 
 
+def data_service(run: FaultRun) -> FaultResult:
+    """hospital-a's data service killed while its doctors put whole records (seal, store, index) back to back;
+    afterwards every stored key against the ledger's index, and every index entry against the store."""
+    name = data_service_name(run.domain)
+    puts = RecordPuts(run.topology, run.layout, run.domain, clients=PUT_CLIENTS)
+    puts.start()
+    time.sleep(WARM_S)
+    run.say(f"data service: killing {name} while {PUT_CLIENTS} clients put records")
+    run.kill(name)
+    fault_at = time.monotonic()
+    time.sleep(DOWN_S)
+    run.restart()
+    time.sleep(AFTER_S)
+    attempts = puts.stop()  # Submits: committed = put_record returned
+    store = run.layout.node_data(name) / "keys" / "keys"
+    stored = {path.stem for path in store.glob("*.json")}
+    ok = [a for a in attempts if a.committed]
+    failed = [a for a in attempts if not a.committed]
+    indexed = set(puts.indexed_ids([a.record_id for a in attempts]))
+    orphans = sorted(stored & {a.record_id for a in attempts} - indexed)
+    without_payload = sorted(indexed - stored)
+    state = (f"{len(orphans)} stored payloads with no index entry (orphans), {len(without_payload)} index entries "
+             f"with no payload")
+    if orphans:
+        state += f" (orphan {orphans[0]})"
+    lost = sum(1 for a in ok if a.record_id not in indexed or a.record_id not in stored)
+    return FaultResult(
+        fault=f"kill a data service mid-put ({name})", load=f"whole puts (store + index), {PUT_CLIENTS} clients",
+        committed=len(ok), failed=len(failed), lost=lost, recovery_s=recovery_seconds(attempts, fault_at),
+        back_in_step=state, errors=dict(Counter(_error_kind(a.error) for a in failed).most_common(5)))
+
+
+def refusal_flood(run: FaultRun) -> FaultResult:
+    """One requester floods hospital-a's data service with fetches naming no decision; another, granted, reads."""
+    flood = run_refusal_flood(run.topology, run.layout, seconds=FLOOD_S, say=run.say)
+    statuses = ", ".join(f"{n} x {status}" for status, n in sorted(flood.flood_statuses.items()))
+    before, during = flood.honest_before, flood.honest_during
+    asked = before.count + during.count + len(flood.honest_failures)
+    note = (f"answers {statuses}; {flood.refusals_logged} refusals written to the access log; the granted "
+            f"requester's request p50 {before.p50_s} s (max {before.max_s}) before, {during.p50_s} s (max "
+            f"{during.max_s}) during the flood, {len(flood.honest_failures)} of {asked} failed")
+    if flood.honest_failures:
+        note += f" ({flood.honest_failures[0]})"
+    return FaultResult(
+        fault="refusal flood from one requester", load=f"signed fetches naming no decision, {flood.flooders} "
+        f"threads, {flood.seconds:g} s", committed=0, failed=len(flood.honest_failures), lost=0, recovery_s=None,
+        back_in_step=note, inputs_tried=flood.flood_requests,
+        refusals=flood.flood_statuses.get("403", 0) + flood.flood_statuses.get("429", 0), escapes=flood.escapes)
+
+
 def down_up(run: FaultRun) -> FaultResult:
     def stop_all() -> None:
         run.say("down + up: stopping the whole consortium under load")
@@ -253,7 +351,8 @@ def down_up(run: FaultRun) -> FaultResult:
 
 
 FAULTS: dict[str, Callable[[FaultRun], FaultResult]] = {
-    "leader-orderer": leader_orderer, "peer": peer, "chaincode": chaincode, "down-up": down_up,
+    "leader-orderer": leader_orderer, "peer": peer, "local-peer": local_peer, "chaincode": chaincode,
+    "data-service": data_service, "refusal-flood": refusal_flood, "down-up": down_up,
 }
 
 
@@ -288,13 +387,17 @@ def run_reliability(root: Path, faults: list[str], say: Callable[[str], None] = 
 
 
 def report_markdown(results: list[FaultResult], seconds: float) -> str:
-    lines = [f"# Reliability: faults under load (real Fabric, {seconds:g} s)", "",
-             "| fault | load | tx committed | tx failed | tx lost | recovery (s) | back in step |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"# Reliability: faults under load, hostile input (real Fabric, {seconds:g} s)", "",
+             "| fault | load | tx committed | tx failed | tx lost | recovery (s) | inputs tried | refusals | escapes "
+             "| back in step |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(value: int | float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
     for r in results:
-        recovery = "-" if r.recovery_s is None else f"{r.recovery_s:g}"
-        lines.append(f"| {r.fault} | {r.load} | {r.committed} | {r.failed} | {r.lost} | {recovery} | "
-                     f"{r.back_in_step} |")
+        lines.append(f"| {r.fault} | {r.load} | {r.committed} | {r.failed} | {r.lost} | {cell(r.recovery_s)} | "
+                     f"{cell(r.inputs_tried)} | {cell(r.refusals)} | {cell(r.escapes)} | {r.back_in_step} |")
     lines += ["", "Clients' errors by kind (failed submits; none of them is a lost transaction):", ""]
     for r in results:
         written = f" ({r.written_despite_error} written all the same)" if r.written_despite_error else ""

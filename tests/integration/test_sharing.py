@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from medfabric.sharing import audit
+from medfabric.sharing import emr as emr_module
 from medfabric.cli.main import cli
 from medfabric.consortium.connection import connect_as
 from medfabric.sharing.contracts import AccessLog
@@ -558,6 +559,83 @@ def _stale(signer: Session, record_id: str, decision_tx: str) -> dict:
     issued_at = datetime.now(timezone.utc) - timedelta(seconds=STATEMENT_MAX_AGE_S + 60)
     unsigned = replace(fresh, issued_at=issued_at.isoformat(timespec="milliseconds"), signature=b"")
     return replace(unsigned, signature=credentials.signer(hashlib.sha256(unsigned.signed_bytes()).digest())).to_dict()
+
+
+# -- nothing leaks -------------------------------------------------------------------------------------
+
+
+def secret_forms(secret: bytes) -> dict[str, bytes]:
+    """The ways a secret could be written down: raw, hex, base64 (standard and URL-safe, padded or not)."""
+    forms = {"raw": secret, "hex": secret.hex().encode(), "HEX": secret.hex().upper().encode()}
+    for name, encoded in (("base64", base64.b64encode(secret)), ("base64url", base64.urlsafe_b64encode(secret))):
+        forms[name] = encoded
+        forms[f"{name} unpadded"] = encoded.rstrip(b"=")
+    return forms
+
+
+def private_key_lines(crypto: Path) -> dict[str, bytes]:
+    """A 64-character base64 line of every private key PEM the consortium's material holds, by file."""
+    found = {}
+    for path in sorted(crypto.rglob("*")):
+        if path.is_file() and b"PRIVATE KEY" in (text := path.read_bytes())[:64]:
+            body = [line for line in text.splitlines() if line and not line.startswith(b"-----")]
+            found[str(path.relative_to(crypto))] = max(body, key=len)
+    return found
+
+
+def files_holding(needles: dict[str, bytes], roots: list[Path]) -> list[str]:
+    """'needle in file' for every needle found in a file under `roots`."""
+    hits = []
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if not path.is_file():
+                continue
+            content = path.read_bytes()
+            hits += [f"{name} in {path.relative_to(root.parent)}" for name, needle in needles.items()
+                     if needle in content]
+    return hits
+
+
+def test_no_payload_data_key_or_private_key_reaches_a_log_a_ledger_or_a_store_in_clear(live, tmp_path, monkeypatch):
+    """A record stored, read, denied, granted, delivered across domains and read by break-glass: then every
+    node's log and every ledger, state database and data-service store on disk is searched for its plaintext,
+    its data key (in every usual encoding) and every private key of the consortium."""
+    canary = f"leak-canary-{uuid.uuid4().hex}"
+    patient = new_patient()
+    resource = json.loads(observation(patient))
+    resource["note"] = [{"text": f"{canary} hypertension follow-up"}]
+    data_keys: list[bytes] = []
+    real_seal = emr_module.seal
+
+    def remembering_seal(plaintext: bytes, aad: bytes):
+        sealed = real_seal(plaintext, aad)
+        data_keys.append(sealed.data_key)
+        return sealed
+
+    monkeypatch.setattr(emr_module, "seal", remembering_seal)
+    record_id = put_record(live.session(live.owner), prepare_payload(json.dumps(resource).encode(), patient),
+                           publish=True)["record_id"]
+    for domain in live.topology.domains:
+        index = live.session(domain).index(live.public)
+        eventually(lambda: index.find(record_id), f"{domain.id} sees {record_id} on {live.public}")
+    get_record(live.session(live.owner), record_id, tmp_path / "own.json")
+    with pytest.raises(AccessDenied):
+        request(live.session(live.reader), record_id, live.owner.id, tmp_path / "denied.json")
+    grant_to_reader(live, record_id)
+    request(live.session(live.reader), record_id, live.owner.id, tmp_path / "granted.json")
+    emergency_read(live.session(live.third), record_id, "unconscious in the ER", tmp_path / "glass.json")
+    assert canary.encode() in (tmp_path / "granted.json").read_bytes()  # the canary did travel, in the open only here
+    assert len(data_keys) == 1
+    logged(live.session(live.owner), live.public, record_id, lambda e: e["action"] == "deliver", "the delivery")
+
+    needles = {"the plaintext": canary.encode(),
+               **{f"the data key ({form})": value for form, value in secret_forms(data_keys[0]).items()},
+               **{f"the private key {name}": line for name, line in private_key_lines(live.layout.crypto).items()}}
+    assert sum(name.startswith("the private key") for name in needles) >= 3 * len(live.topology.domains)
+    searched = [live.layout.logs, live.layout.root / "data"]
+    assert sum(1 for root in searched for path in root.rglob("*") if path.is_file()) > 50
+
+    assert files_holding(needles, searched) == []
 
 
 # -- break-glass and erasure ------------------------------------------------------------------------

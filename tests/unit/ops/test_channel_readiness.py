@@ -76,24 +76,59 @@ def test_a_raft_channel_is_ready_with_a_leader_and_its_peers_in_step(topology, m
     assert not_ready(topology, local) is None
 
 
-def test_a_bft_channel_needs_one_leader_for_all_and_no_view_change(topology, metrics):
+def consenter(leader, current=0, following=0, committed=8):
+    return {("consensus_BFT_leader_id", "public"): leader,
+            ("consensus_BFT_committed_block_number", "public"): committed,
+            ("consensus_smartbft_viewchange_current_view", "public"): current,
+            ("consensus_smartbft_viewchange_next_view", "public"): following}
+
+
+def test_a_bft_channel_needs_a_quorum_following_one_leader_outside_a_view_change(topology, metrics):
     public = channel(topology, "public")
-
-    def consenter(leader, current=0, following=0, committed=8):
-        return {("consensus_BFT_leader_id", "public"): leader, ("consensus_BFT_committed_block_number", "public"): committed,
-                ("consensus_smartbft_viewchange_current_view", "public"): current,
-                ("consensus_smartbft_viewchange_next_view", "public"): following}
-
+    first, second, third, fourth = public.orderers
     for orderer in public.orderers:
         metrics[orderer.operations_address] = consenter(1)
-    metrics[public.orderers[2].operations_address] = consenter(0)
+    metrics[third.operations_address] = consenter(0)
+    metrics[fourth.operations_address] = consenter(2)
     assert "do not follow one leader yet" in not_ready(topology, public)
-    metrics[public.orderers[2].operations_address] = consenter(1, current=0, following=1)
-    assert not_ready(topology, public) == f"{public.orderers[2].host_name}: view change in progress on public"
-    metrics[public.orderers[2].operations_address] = consenter(1)
+    metrics[fourth.operations_address] = consenter(1, current=0, following=1)
+    assert not_ready(topology, public) == f"{fourth.host_name}: view change in progress on public"
+    metrics[third.operations_address] = consenter(1)
     for peer in public.peers:
         metrics[peer.operations_address] = {("ledger_blockchain_height", "public"): 9}
-    assert not_ready(topology, public) is None
+    assert not_ready(topology, public) is None  # 3 of 4 (SmartBFT's quorum) order
+
+
+def test_a_consenter_alone_in_a_view_change_is_a_straggler_the_channel_orders_without(topology, metrics):
+    public = channel(topology, "public")
+    for orderer in public.orderers:
+        metrics[orderer.operations_address] = consenter(2, current=1, following=1, committed=3608)
+    metrics[public.orderers[0].operations_address] = consenter(2, current=1, following=2, committed=839)
+    for peer in public.peers:
+        metrics[peer.operations_address] = {("ledger_blockchain_height", "public"): 3609}
+
+    assert not_ready(topology, public) is None  # its 839 blocks do not hold the peers back either
+    assert channel_readiness.stragglers(topology, public) == [
+        f"{public.orderers[0].host_name}: in a view change to view 2 of its own on public (the others follow "
+        "leader 2); the channel orders without it"]
+    assert channel_readiness.wait_until_ready(topology, [public], timeout=1) == \
+        channel_readiness.stragglers(topology, public)
+
+
+def test_a_consenter_with_no_leader_is_named_as_such(topology, metrics):
+    public = channel(topology, "public")
+    for orderer in public.orderers:
+        metrics[orderer.operations_address] = consenter(3)
+    metrics[public.orderers[1].operations_address] = consenter(0)
+    for peer in public.peers:
+        metrics[peer.operations_address] = {("ledger_blockchain_height", "public"): 9}
+    assert channel_readiness.stragglers(topology, public) == [
+        f"{public.orderers[1].host_name}: knows no leader on public, the others 3; the channel orders without it"]
+
+
+@pytest.mark.parametrize("consenters, quorum", [(1, 1), (3, 2), (4, 3), (5, 4), (7, 5), (10, 7)])
+def test_the_bft_quorum_is_smartbfts(consenters, quorum):
+    assert channel_readiness.bft_quorum(consenters) == quorum
 
 
 def test_waiting_names_the_channel_and_what_was_missing(topology, metrics):

@@ -184,6 +184,11 @@ class _FakeSupervisor:
             self._fabric.events.append(("start", name, list(argv), dict(env), cwd))
         return 4242
 
+    def stop(self, name, timeout=10.0):
+        self._fabric.running.discard(name)
+        self._fabric.events.append(("stop", name))
+        return True
+
     def wait_ready(self, name, probe, timeout):
         assert name in self._fabric.running, f"waited for {name}, which was never started"
         self._fabric.events.append(("ready", name, probe))
@@ -391,6 +396,22 @@ def test_the_baseline_can_be_added_to_a_running_consortium(topology, layout, fab
         f"chaincode-medfabric-node.{d.org_domain}" for d in topology.domains]
     assert {flag(e[3], "--name") for e in fabric.events if e[0] in ("approve", "commit")} == {"medfabric-node"}
     assert "configtxgen" not in fabric.kinds()
+
+
+def test_a_consenter_stuck_in_a_view_change_of_its_own_is_restarted(topology, layout, fabric, monkeypatch):
+    stuck = topology.public_channel.orderers[0].host_name
+    answers = [[f"{stuck}: in a view change to view 2 of its own on public (the others follow leader 2); the "
+                "channel orders without it",
+                f"{topology.public_channel.orderers[1].host_name}: knows no leader on public, the others 2; ..."],
+               []]
+    monkeypatch.setattr(network, "wait_until_ready", lambda *args: answers.pop(0))
+
+    announced, _timings = run_up(topology, layout, fabric)
+
+    assert "restart stuck consenters" in announced and answers == []
+    restarted = [event for event in fabric.events if event[0] in ("stop", "start") and event[1] == stuck]
+    assert [event[0] for event in restarted] == ["start", "stop", "start"]  # started by up, then restarted once
+    assert not [e for e in fabric.events if e[0] == "stop" and e[1] != stuck]  # the one merely syncing is kept
 
 
 def test_up_twice_changes_nothing(topology, layout, fabric):

@@ -40,15 +40,28 @@ def test_the_report_has_a_row_per_fault_and_the_errors_below():
     text = report_markdown(results, 321.5)
 
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].startswith("| fault | load | tx committed | tx failed | tx lost | recovery (s) | inputs tried | "
+                              "refusals | escapes |")
     assert rows[1:] == [
-        "| kill the leader | PutRecord on public, 16 clients | 782 | 3 | 0 | 24.1 | caught up |",
-        "| down + up | PutRecord on public, 16 clients | 500 | 40 | 0 | - | restarted |",
+        "| kill the leader | PutRecord on public, 16 clients | 782 | 3 | 0 | 24.1 | - | - | - | caught up |",
+        "| down + up | PutRecord on public, 16 clients | 500 | 40 | 0 | - | - | - | - | restarted |",
     ]
     assert "* kill the leader: 3 x CommitError: timeout" in text
     assert "* down + up (2 written all the same): none" in text
 
 
 def test_an_unknown_fault_is_refused_before_anything_starts(tmp_path):
-    with pytest.raises(ValueError, match="unknown fault 'meteor' \\(known: leader-orderer, peer, chaincode, down-up\\)"):
+    known = "leader-orderer, peer, local-peer, chaincode, data-service, refusal-flood, down-up"
+    with pytest.raises(ValueError, match=f"unknown fault 'meteor' \\(known: {known}\\)"):
         run_reliability(tmp_path, ["peer", "meteor"], say=lambda line: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_hostile_row_shows_what_was_tried_refused_and_escaped():
+    flood = FaultResult("refusal flood from one requester", "signed fetches naming no decision, 4 threads, 20 s",
+                        0, 0, 0, None, "answers 60 x 403, 2900 x 429", inputs_tried=2960, refusals=2960, escapes=0)
+
+    [row] = [line for line in report_markdown([flood], 30).splitlines() if line.startswith("| refusal")]
+
+    assert row == ("| refusal flood from one requester | signed fetches naming no decision, 4 threads, 20 s | 0 | 0 | "
+                   "0 | - | 2960 | 2960 | 0 | answers 60 x 403, 2900 x 429 |")
