@@ -19,9 +19,43 @@ def canonical_json(value: object) -> bytes:
     return text.encode("utf-8")
 
 
+MAX_DEPTH = 64  # nesting levels of arrays and objects a document may have
+
+
 def parse_json(data: bytes | str) -> Any:
-    """Decode JSON; ValueError for a syntax error, NaN or infinities, or a key given twice in one object."""
-    return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
+    """Decode JSON; ValueError for a syntax error, NaN or infinities, a key given twice in one object, nesting
+    deeper than MAX_DEPTH, or a string that is not valid Unicode (a lone surrogate escape such as \\ud800)."""
+    try:
+        document = json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    _check_tree(document)
+    return document
+
+
+def _check_tree(document: Any) -> None:
+    """Depth and Unicode of every node, without recursion (a deep document must not exhaust the stack)."""
+    pending: list[tuple[Any, int]] = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _check_text(key)
+                pending.append((item, depth + 1))
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"a string holds a lone surrogate (\\u{ord(text[error.start]):04x}): not valid Unicode") \
+            from None
 
 
 def _fields_of(value: object) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 import pytest
@@ -83,6 +84,22 @@ def test_invalid_arguments_name_the_parameter(annotation, raw, message):
 def test_invalid_json_names_the_parameter():
     with pytest.raises(TransactionError, match="^invalid value for 'item': not valid JSON: Expecting"):
         convert(Item, b"{", "item")
+
+
+@pytest.mark.parametrize("raw, complaint", [
+    (b"[" * 5000 + b"]" * 5000, "nested deeper than 64 levels"),  # found by the fuzz: a RecursionError before
+    (b'{"a":' * 65 + b"1" + b"}" * 65, "nested deeper than 64 levels"),
+    (b'{"note": "a\\ud800b"}', "a string holds a lone surrogate (\\ud800): not valid Unicode"),
+    (b'{"\\udfff": 1}', "lone surrogate (\\udfff)"),  # found by the fuzz: UnicodeEncodeError on the way out
+])
+def test_documents_too_deep_or_not_unicode_are_refused_naming_the_parameter(raw, complaint):
+    with pytest.raises(TransactionError, match=f"invalid value for 'doc': not valid JSON: .*{re.escape(complaint)}"):
+        convert_argument(type_spec(dict[str, Any]), raw, "doc")
+
+
+def test_a_document_64_levels_deep_is_taken():
+    raw = b'{"a":' * 63 + b"[1]" + b"}" * 63
+    assert convert_argument(type_spec(dict[str, Any]), raw, "doc")["a"]["a"]
 
 
 def test_nested_error_path_through_the_server(peer):
