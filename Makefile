@@ -26,7 +26,7 @@ NODE_WORKSPACES := tests/node tests/conformance/node tests/conformance/chaincode
 help:
 	@echo "make demo | demo-fl | test | setup | up | down | status | logs | clean   (MODE=native|docker, PROFILE=NAME)"
 	@echo "make bench [SUITE=default] [ROUNDS=N] [PROFILE=NAME] | bench-fl | bench-market | bench-consensus | bench-report"
-	@echo "make reliability   faults under load on a consortium of its own (report in build/network/bench/)"
+	@echo "make reliability   hostile input, then faults under load on a consortium of its own (build/network/bench/)"
 
 venv: $(VENV)/.installed
 
@@ -72,9 +72,15 @@ bench-market: venv
 bench-consensus: venv
 	$(OPS) bench-consensus
 
-# Faults under load (leader orderer, peer, chaincode server, down + up) on a consortium of its own at 28000.
+# Hostile input first (generated arguments for every contract transaction through the real chaincode runtime;
+# FUZZ_PER_TRANSACTION=10000 is the full run), then faults under load (leader orderer, peers, chaincode server,
+# data service, refusal flood, down + up) on a consortium of its own at 28000: one table of both.
+FUZZ_PER_TRANSACTION ?= 1000
 reliability: venv
-	$(OPS) reliability
+	mkdir -p build/network/bench
+	$(BIN)/python -m tests.fuzz.contracts --per-transaction $(FUZZ_PER_TRANSACTION) --seed 13 --quiet \
+		--report build/network/bench/fuzz-report.json > /dev/null
+	$(OPS) reliability --fuzz-report build/network/bench/fuzz-report.json
 
 bench-report: venv
 	$(BIN)/medfabric bench report

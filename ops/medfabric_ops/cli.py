@@ -301,8 +301,10 @@ def bench_consensus(transactions: int, concurrency: int, idle_s: float, flat_siz
 @click.option("--fault", "faults", multiple=True, metavar="NAME",
               help="Only these (leader-orderer, peer, local-peer, chaincode, data-service, refusal-flood, "
                    "down-up); default: all, in that order.")
+@click.option("--fuzz-report", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Add the row of this hostile-input report (python -m tests.fuzz.contracts --json --report).")
 @_json_option
-def reliability(faults: tuple[str, ...], as_json: bool) -> None:
+def reliability(faults: tuple[str, ...], fuzz_report: Path | None, as_json: bool) -> None:
     """Faults under a steady load on a consortium of its own (base port 28000, cleaned away after): the public
     leader orderer, a public and a local peer, a chaincode server, a data service mid-put, a refusal flood, the
     whole consortium down and up. Prints the table of committed, lost, recovery time, catch-up and, for hostile
@@ -312,7 +314,7 @@ def reliability(faults: tuple[str, ...], as_json: bool) -> None:
     chosen = list(faults) or list(FAULTS)
     try:
         out = run_reliability(NetworkLayout.default().root / "bench", chosen,
-                              say=lambda line: click.echo(line, err=True))
+                              say=lambda line: click.echo(line, err=True), fuzz_report=fuzz_report)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     if as_json:

@@ -362,8 +362,22 @@ def _error_kind(error: str) -> str:
     return f"{kind}: {' '.join(message.split()[:12])}"[:160]
 
 
-def run_reliability(root: Path, faults: list[str], say: Callable[[str], None] = print) -> Path:
-    """Bring a consortium up, make each fault in turn, write the report; the report folder."""
+def fuzz_row(report: dict[str, Any]) -> FaultResult:
+    """The row of a hostile-input run of tests/fuzz/contracts.py (its --json report)."""
+    transactions = report["transactions"]
+    return FaultResult(
+        fault=f"generated arguments, {len(transactions)} contract transactions (hypothesis, seed {report['seed']})",
+        load=f"{report['per_transaction']} per transaction through the real chaincode runtime", committed=0,
+        failed=0, lost=0, recovery_s=None,
+        back_in_step=f"{report['total_accepted']} valid results; server "
+                     f"{'up' if report['server_alive'] else 'DEAD'} after {report['seconds']:g} s",
+        inputs_tried=report["total_tried"], refusals=report["total_refused"], escapes=report["total_escapes"])
+
+
+def run_reliability(root: Path, faults: list[str], say: Callable[[str], None] = print,
+                    fuzz_report: Path | None = None) -> Path:
+    """Bring a consortium up, make each fault in turn, write the report (with the row of `fuzz_report`, a
+    tests/fuzz/contracts.py --json report, when given); the report folder."""
     unknown = sorted(set(faults) - set(FAULTS))
     if unknown:
         raise ValueError(f"unknown fault '{unknown[0]}' (known: {', '.join(FAULTS)})")
@@ -379,6 +393,8 @@ def run_reliability(root: Path, faults: list[str], say: Callable[[str], None] = 
             results.append(FAULTS[name](run))
             say(f"  {results[-1].fault}: {results[-1].committed} committed, {results[-1].lost} lost, "
                 f"recovery {results[-1].recovery_s} s")
+    if fuzz_report is not None:
+        results.append(fuzz_row(json.loads(fuzz_report.read_text())))
     report = {"generated_at": stamp, "seconds": round(time.monotonic() - started, 1),
               "results": [asdict(r) for r in results]}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

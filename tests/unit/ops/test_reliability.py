@@ -65,3 +65,15 @@ def test_a_hostile_row_shows_what_was_tried_refused_and_escaped():
 
     assert row == ("| refusal flood from one requester | signed fetches naming no decision, 4 threads, 20 s | 0 | 0 | "
                    "0 | - | 2960 | 2960 | 0 | answers 60 x 403, 2900 x 429 |")
+
+
+def test_the_fuzz_report_becomes_a_row():
+    report = {"seed": 13, "per_transaction": 1000, "seconds": 104.2, "server_alive": True, "total_tried": 35000,
+              "total_accepted": 3300, "total_refused": 31700, "total_escapes": 0,
+              "transactions": [{"contract": "emr_index", "transaction": "PutRecord"}] * 35}
+
+    row = reliability.fuzz_row(report)
+
+    assert row.fault == "generated arguments, 35 contract transactions (hypothesis, seed 13)"
+    assert (row.inputs_tried, row.refusals, row.escapes) == (35000, 31700, 0)
+    assert row.back_in_step == "3300 valid results; server up after 104.2 s"
