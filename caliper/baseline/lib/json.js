@@ -286,18 +286,64 @@ class Scanner {
     }
 }
 
-/** The value of a JSON text; JsonError (with Python's message) when it is not one. */
+const MAX_DEPTH = 64; // nesting levels of arrays and objects a document may have (as the Python runtime)
+
+/** The value of a JSON text; JsonError (with Python's message) when it is not one, also when it nests deeper
+ * than MAX_DEPTH or holds a lone surrogate escape such as \\ud800. */
 function parse(text) {
     const scanner = new Scanner(text);
     if (scanner.chars[0] === '\ufeff') {
         throw decodeError('Unexpected UTF-8 BOM (decode using utf-8-sig)', scanner.chars, 0);
     }
-    const [value, end] = scanner.nested(scanner.skipWhitespace(0));
+    let value, end;
+    try {
+        [value, end] = scanner.nested(scanner.skipWhitespace(0));
+    } catch (error) {
+        if (error instanceof RangeError) {
+            throw new JsonError(`nested deeper than ${MAX_DEPTH} levels`);
+        }
+        throw error;
+    }
     const rest = scanner.skipWhitespace(end);
     if (rest !== scanner.length) {
         throw decodeError('Extra data', scanner.chars, rest);
     }
+    checkTree(value);
     return value;
+}
+
+/** Depth and Unicode of every node, visited in the Python runtime's order (its message names the first). */
+function checkTree(document) {
+    const pending = [[document, 0]];
+    while (pending.length > 0) {
+        const [value, depth] = pending.pop();
+        if (typeof value === 'string') {
+            checkText(value);
+        } else if (value instanceof Map || Array.isArray(value)) {
+            if (depth >= MAX_DEPTH) {
+                throw new JsonError(`nested deeper than ${MAX_DEPTH} levels`);
+            }
+            for (const [key, item] of value instanceof Map ? value : value.entries()) {
+                if (typeof key === 'string') {
+                    checkText(key);
+                }
+                pending.push([item, depth + 1]);
+            }
+        }
+    }
+}
+
+function checkText(text) {
+    if (!SURROGATE.test(text)) {
+        return;
+    }
+    for (const character of text) {
+        const code = character.codePointAt(0);
+        if (code >= 0xd800 && code <= 0xdfff) {
+            throw new JsonError(`a string holds a lone surrogate (\\u${code.toString(16).padStart(4, '0')}): `
+                + 'not valid Unicode');
+        }
+    }
 }
 
 const SURROGATE = /[\ud800-\udfff]/;
