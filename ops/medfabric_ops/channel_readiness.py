@@ -93,7 +93,7 @@ def _readiness(channel: Channel) -> tuple[str | None, list[str]]:
                 continue
             if host in changing:
                 view = orderers[host].get(("consensus_smartbft_viewchange_next_view", name))
-                behind.append(f"{host}: in a view change to view {int(view or 0)} of its own on {name} "
+                behind.append(f"{host}: {_OWN_VIEW_CHANGE} {int(view or 0)} of its own on {name} "
                               f"(the others follow leader {int(leader)}); the channel orders without it")
             else:
                 known = f"follows leader {int(leaders[host])}" if leaders[host] else "knows no leader"
@@ -113,6 +113,15 @@ def _readiness(channel: Channel) -> tuple[str | None, list[str]]:
         if peer_height is None or peer_height < height:
             return f"{peer.host_name} holds {int(peer_height or 0)} of the {height} blocks of {name}", []
     return None, behind
+
+
+_OWN_VIEW_CHANGE = "in a view change to view"
+
+
+def stuck_in_view_change(stragglers: Iterable[str]) -> list[str]:
+    """The host names of those `stragglers` (lines as wait_until_ready returns them) that sit in a view change of
+    their own, sorted: SmartBFT leaves such a consenter there for good; restarted, it syncs."""
+    return sorted({line.split(":", 1)[0] for line in stragglers if f": {_OWN_VIEW_CHANGE} " in line})
 
 
 def bft_quorum(consenters: int) -> int:

@@ -32,7 +32,7 @@ from medfabric.consortium.topology import Channel, Orderer, Peer, Topology
 
 from . import crypto_material, render
 from .binaries import FabricBinaries, FabricCommandError, FabricTools
-from .channel_readiness import wait_until_ready
+from .channel_readiness import stuck_in_view_change, wait_until_ready
 from .channel import PeerAdmin, create_genesis_block, join_orderers, join_peers
 from .data_services import data_service_name, ready_probe, start_data_service
 from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
@@ -186,14 +186,12 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defa
     with step("channels ready"):
         # a restarted Raft orderer refuses transactions until it has elected itself, and a peer refused
         # meanwhile retries its delivery later and later: ready means ordering and in step
-        stuck = [line for line in wait_until_ready(topology, topology.channels, READY_TIMEOUT) or []
-                 if "in a view change" in line]
+        stuck = stuck_in_view_change(wait_until_ready(topology, topology.channels, READY_TIMEOUT) or [])
     if stuck:
         # seen on SmartBFT: a consenter that complained alone about the leader (it lagged, or had just been
-        # restarted) stays in a view change of its own, out of the quorum, for good; restarted, it syncs and
-        # follows the current view again
+        # restarted) stays in a view change of its own, out of the quorum, for good
         with step("restart stuck consenters"):
-            for host_name in sorted({line.split(":", 1)[0] for line in stuck}):
+            for host_name in stuck:
                 nodes.restart_orderer(host_name)
             wait_until_ready(topology, topology.channels, READY_TIMEOUT)
     with step("start chaincode servers"):

@@ -39,7 +39,7 @@ from fabric_protos.common import common_pb2
 
 from medfabric.bench.record_puts import RecordPuts
 from medfabric.bench.refusal_flood import run_refusal_flood
-from medfabric.bench.steady import SteadyLoad, Submit, recovery_seconds
+from medfabric.bench.steady import BackToBack, SteadyLoad, Submit, recovery_seconds
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import DEFAULT_TOPOLOGY, Orderer, Peer, Topology
 
@@ -182,11 +182,11 @@ class FaultRun:
         """(height, current block hash) of the peer's ledger of `channel`."""
         return PeerAdmin(self.tools, self.topology, self.layout, peer).chain_info(channel)
 
-    def under_load(self, fault: Callable[[], None], down_s: float = DOWN_S, channel: str | None = None
-                   ) -> tuple[SteadyLoad, list[Submit], float, float]:
-        """The load (on `channel`, default public) warmed up, `fault` made, `down_s` later `up`, AFTER_S more
-        load: (load, submits, fault time, restart time)."""
-        load = self.load(channel)
+    def under_load(self, fault: Callable[[], None], down_s: float = DOWN_S, channel: str | None = None,
+                   load: BackToBack | None = None) -> tuple[Any, list[Submit], float, float]:
+        """`load` (by default a PutRecord load on `channel`, default public) warmed up, `fault` made, `down_s`
+        later `up`, AFTER_S more load: (load, submits, fault time, restart time)."""
+        load = load or self.load(channel)
         load.start()
         time.sleep(WARM_S)
         fault()
@@ -295,16 +295,14 @@ def data_service(run: FaultRun) -> FaultResult:
     """hospital-a's data service killed while its doctors put whole records (seal, store, index) back to back;
     afterwards every stored key against the ledger's index, and every index entry against the store."""
     name = data_service_name(run.domain)
-    puts = RecordPuts(run.topology, run.layout, run.domain, clients=PUT_CLIENTS)
-    puts.start()
-    time.sleep(WARM_S)
-    run.say(f"data service: killing {name} while {PUT_CLIENTS} clients put records")
-    run.kill(name)
-    fault_at = time.monotonic()
-    time.sleep(DOWN_S)
-    run.restart()
-    time.sleep(AFTER_S)
-    attempts = puts.stop()  # Submits: committed = put_record returned
+
+    def kill_service() -> None:
+        run.say(f"data service: killing {name} while {PUT_CLIENTS} clients put records")
+        run.kill(name)
+
+    puts, attempts, fault_at, _ = run.under_load(
+        kill_service, load=RecordPuts(run.topology, run.layout, run.domain, clients=PUT_CLIENTS))
+    # attempts: Submits, committed = put_record returned
     store = run.layout.node_data(name) / "keys" / "keys"
     stored = {path.stem for path in store.glob("*.json")}
     ok = [a for a in attempts if a.committed]
