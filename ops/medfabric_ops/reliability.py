@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import tempfile
 import time
@@ -61,6 +62,8 @@ CATCH_UP_TIMEOUT_S = 90.0
 RETRY_UP_S = 20.0
 FLOOD_S = 20.0
 PUT_CLIENTS = 4  # whole puts: each also seals and stores with the data service
+SWEPT = re.compile(r"orphan sweep: \d+ confirmed indexed, (\d+) destroyed")  # its log line (orphan_sweep)
+ORPHAN_GRACE_S = 20  # the data services' orphan grace here: well above a put's store-to-index time (~50 ms)
 
 
 @dataclass
@@ -83,6 +86,7 @@ def reliability_document() -> dict[str, Any]:
     document = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
     document["base_port"] = BASE_PORT
     document.setdefault("baseline", {})["enabled"] = False
+    document.setdefault("data_services", {})["orphan_grace"] = f"{ORPHAN_GRACE_S}s"
     return document
 
 
@@ -303,17 +307,29 @@ def data_service(run: FaultRun) -> FaultResult:
     puts, attempts, fault_at, _ = run.under_load(
         kill_service, load=RecordPuts(run.topology, run.layout, run.domain, clients=PUT_CLIENTS))
     # attempts: Submits, committed = put_record returned
-    store = run.layout.node_data(name) / "keys" / "keys"
-    stored = {path.stem for path in store.glob("*.json")}
+    store = run.layout.node_data(name) / "keys"
+    tried = {a.record_id for a in attempts}
     ok = [a for a in attempts if a.committed]
     failed = [a for a in attempts if not a.committed]
-    indexed = set(puts.indexed_ids([a.record_id for a in attempts]))
-    orphans = sorted(stored & {a.record_id for a in attempts} - indexed)
+    indexed = set(puts.indexed_ids(sorted(tried)))
+
+    def stored_ids() -> set[str]:
+        return {path.stem for path in (store / "keys").glob("*.json")} & tried
+
+    def unsettled() -> set[str]:
+        """Orphans (stored, never indexed), and blobs of stores cut before their key: pending marks of both."""
+        return (stored_ids() - indexed) | ({path.stem for path in (store / "pending").glob("*.json")} & tried - indexed)
+
+    # The sweep destroys an orphan once it is ORPHAN_GRACE_S old, checking every quarter of that.
+    swept = poll_until(lambda: not unsettled(), ORPHAN_GRACE_S * 2 + 10)
+    settled_s = time.monotonic() - fault_at
+    stored = stored_ids()
     without_payload = sorted(indexed - stored)
-    state = (f"{len(orphans)} stored payloads with no index entry (orphans), {len(without_payload)} index entries "
-             f"with no payload")
-    if orphans:
-        state += f" (orphan {orphans[0]})"
+    left = sorted(unsettled())
+    destroyed = sum(int(found) for found in SWEPT.findall(run.layout.log_file(name).read_text(errors="replace")))
+    state = (f"orphan sweep destroyed {destroyed} payloads of puts cut short; "
+             + (f"none left {settled_s:.0f} s after the kill" if swept else f"{len(left)} left (orphan {left[0]})")
+             + f"; {len(without_payload)} index entries with no payload")
     lost = sum(1 for a in ok if a.record_id not in indexed or a.record_id not in stored)
     return FaultResult(
         fault=f"kill a data service mid-put ({name})", load=f"whole puts (store + index), {PUT_CLIENTS} clients",

@@ -229,6 +229,7 @@ class Topology:
     baseline: Chaincode | None = None  # the Node baseline, when the topology deploys it
     tuning: Tuning = Tuning(DEFAULT_PROFILE, 500)
     profiles: tuple[str, ...] = ()  # the profile names the file defines
+    orphan_grace_ms: int = 600_000  # data_services.orphan_grace: a store not indexed by then is destroyed
 
     @property
     def chaincodes(self) -> tuple[Chaincode, ...]:
@@ -325,6 +326,11 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
     chaincode_doc = doc.mapping("chaincode")
     baseline_doc = doc.optional_mapping("baseline")
     gateway_doc = doc.optional_mapping("peer_gateway")
+    services_doc = doc.optional_mapping("data_services")
+    orphan_grace_ms = 600_000
+    if services_doc is not None:
+        orphan_grace_ms = services_doc.duration_ms("orphan_grace", default="600s", maximum_ms=86_400_000)
+        services_doc.reject_unknown()
     profiles = _parse_profiles(doc.optional_mapping("profiles"))
     doc.reject_unknown()
     if profile not in (None, DEFAULT_PROFILE, *profiles):
@@ -416,6 +422,7 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
         baseline=baseline,
         tuning=Tuning(profile or DEFAULT_PROFILE, chosen["gateway"]),
         profiles=tuple(profiles),
+        orphan_grace_ms=orphan_grace_ms,
     )
     ports = topology.ports()
     if max(ports.values()) > 65535:

@@ -8,6 +8,8 @@ Both act as the domain's Admin on a Gateway from medfabric.consortium.connection
   is `decision <tx_id> not found`. Never the access log, where any caller may
   append entries. The grant an allowing decision relied on is read again
   (`consent:GetGrant`), so that a revoke made since the decision counts.
+* index entries: `emr_index:GetRecord(record_id)` on the local channel, for the
+  sweep of stores never indexed (medfabric.data_service.orphan_sweep).
 * outcomes: `access_log:LogAccess({action, outcome, record_id?, reason,
   requester_msp?, requester_id?, decision_tx?, break_glass?})`, submitted (the
   call returns once the entry is committed), on the requester's channel, and
@@ -31,6 +33,7 @@ from medfabric.fl.records import GLOBAL
 from medfabric.polling import awaited
 
 CONSENT_CONTRACT = "consent"
+EMR_INDEX_CONTRACT = "emr_index"
 ACCESS_LOG_CONTRACT = "access_log"
 FL_CONTRACT = "fl"
 DECISIONS = ("allow", "deny")
@@ -76,6 +79,28 @@ class LedgerAccessDecisions:
             raise LedgerError(f"consent {function} on {channel}: {error}") from None
         except (ValueError, KeyError, TypeError):
             raise LedgerError(f"consent {function} on {channel} answered in an unexpected shape") from None
+
+
+class LedgerEmrIndex:
+    """IndexLedger over emr_index:GetRecord."""
+
+    def __init__(self, gateway: Gateway, chaincode_name: str = CHAINCODE_NAME):
+        self._gateway = gateway
+        self._chaincode_name = chaincode_name
+
+    def index_entry(self, channel: str, record_id: str) -> dict[str, Any] | None:
+        contract = self._gateway.get_network(channel).get_contract(self._chaincode_name, EMR_INDEX_CONTRACT)
+        try:
+            entry = json.loads(contract.evaluate_transaction("GetRecord", record_id))
+        except GatewayError as error:
+            if f"record {record_id} not found" in str(error):
+                return None
+            raise LedgerError(f"emr_index GetRecord on {channel}: {error}") from None
+        except ValueError:
+            raise LedgerError(f"emr_index GetRecord on {channel} answered in an unexpected shape") from None
+        if not isinstance(entry, dict) or entry.get("record_id") != record_id:
+            raise LedgerError(f"emr_index GetRecord on {channel} answered for another record")
+        return entry
 
 
 class LedgerFlRecords:

@@ -8,7 +8,9 @@ record with a signed statement naming that transaction; the service checks
 the statement and the decision (and that the grant it relied on is neither
 revoked nor expired since), re-wraps the data key for the reader's certificate
 and signs the delivery. What follows a break-glass decision is logged on both
-tiers. Erasing destroys ciphertext and key.
+tiers. Erasing destroys ciphertext and key. A store is kept pending until
+its index entry is seen on the local channel (medfabric.data_service.orphan_sweep):
+a put that never completes leaves no payload behind.
 
 The ledger is reached through two small protocols (medfabric.data_service.service_ledger):
 AccessLedger reads a decision, AuditSink logs every outcome; so the rules here
@@ -53,12 +55,15 @@ from medfabric.consortium.service_identity import Consortium, ServiceIdentity
 from medfabric.data_service.service_ledger import (
     ALLOW, AccessLedger, AuditSink, Decision, FlLedger, FlRecordFacts, GrantStanding, LedgerError, Requester
 )
+from medfabric.data_service.orphan_sweep import IndexLedger, OrphanSweep
 from medfabric.data_service.transport import TlsPeer
 from medfabric.data_service.store import (
     RECORD_ID,
     BlobNotFoundError,
     BlobStore,
     KeyStore,
+    PendingPut,
+    PendingPuts,
     RecordErasedError,
     RecordKey,
     StoreError,
@@ -70,6 +75,7 @@ STATEMENT_MAX_AGE_S = 120
 # A reader fetches right after its decision commits. A revoke counts at once (the grant is read again at fetch);
 # the window bounds how long one decision can be reused.
 DECISION_MAX_AGE = timedelta(minutes=2)
+ORPHAN_GRACE = timedelta(minutes=10)  # the topology's data_services.orphan_grace, when it sets none
 _TX_ID = re.compile(r"[0-9a-f]{64}")
 _log = logging.getLogger(__name__)
 
@@ -101,7 +107,10 @@ class RecordService:
         audit: AuditSink,
         refusals: RefusalBudget | None = None,
         fl_ledger: FlLedger | None = None,
+        pending: PendingPuts | None = None,
+        orphan_grace: timedelta = ORPHAN_GRACE,
     ):
+        """`pending`: where stores wait to be seen indexed (orphan_sweep); without it nothing is swept."""
         self._identity = identity
         self._consortium = consortium
         self._blobs = blobs
@@ -110,6 +119,8 @@ class RecordService:
         self._audit = audit
         self._refusals = refusals or RefusalBudget()
         self._fl_ledger = fl_ledger
+        self._pending = pending
+        self._orphan_grace = orphan_grace
         self._seen = _SeenNonces(STATEMENT_MAX_AGE_S)
         self._records_lock = threading.Lock()  # store and erase against each other and against reads
 
@@ -162,9 +173,28 @@ class RecordService:
             self._refuse_existing(key.record_id)
             if self._blobs.exists(ciphertext_sha256):
                 raise _Failure(HTTPStatus.CONFLICT, "this ciphertext is already stored for another record")
+            if self._pending is not None:  # first: a store cut short leaves a mark the sweep finds
+                self._pending.add(PendingPut(key.record_id, ciphertext_sha256, datetime.now(timezone.utc)))
             self._blobs.put(blob)
             self._keys.put(key)
-        return _Success(HTTPStatus.CREATED, {"record_id": key.record_id, "address": ciphertext_sha256}, "stored")
+        return _Success(HTTPStatus.CREATED, {"record_id": key.record_id, "address": ciphertext_sha256}, "stored",
+                        undo=lambda: self._unstore(key))
+
+    def _unstore(self, key: RecordKey) -> None:
+        """Forget a store whose access-log entry could not be written (nothing of it was delivered)."""
+        with self._records_lock:
+            self._keys.discard(key.record_id)
+            self._blobs.delete(key.ciphertext_sha256)
+            if self._pending is not None:
+                self._pending.remove(key.record_id)
+
+    def orphan_sweep(self, index: IndexLedger, clock: Callable[[], datetime] | None = None) -> OrphanSweep:
+        """The sweep of this service's pending stores against `index` (the local channel's emr_index)."""
+        if self._pending is None:
+            raise ValueError("this service keeps no pending stores to sweep")
+        return OrphanSweep(self._blobs, self._keys, self._pending, index, self._audit,
+                           self._consortium.local_channel, self._records_lock, self._orphan_grace,
+                           clock=clock or (lambda: datetime.now(timezone.utc)))
 
     def _fetch(self, trail: _Trail, document: dict[str, Any]) -> _Success:
         verified = self._authenticate(trail, document, "fetch", owners_only=False)
@@ -218,6 +248,8 @@ class RecordService:
             key = self._key(trail.record_id)
             self._keys.erase(key.record_id)
             self._blobs.delete(key.ciphertext_sha256)
+            if self._pending is not None:
+                self._pending.remove(key.record_id)
         return _Success(HTTPStatus.OK, {"record_id": key.record_id, "erased": True}, "ciphertext and key destroyed")
 
     # -- checks ------------------------------------------------------------------
@@ -299,6 +331,13 @@ class RecordService:
             if failure.status == HTTPStatus.NOT_FOUND:
                 return
             raise
+        pending = self._pending.get(record_id) if self._pending is not None else None
+        if pending is not None:
+            settled = pending.stored_at + self._orphan_grace
+            raise _Failure(HTTPStatus.CONFLICT,
+                           f"record {record_id} is already stored but not indexed: a put in progress, or one that "
+                           f"did not complete, whose payload is destroyed if still not indexed at "
+                           f"{settled.isoformat(timespec='seconds')}; put it again after that")
         raise _Failure(HTTPStatus.CONFLICT, f"record {record_id} is already stored")
 
     def _blob(self, key: RecordKey) -> bytes:
@@ -336,6 +375,9 @@ class RecordService:
         except Exception as error:  # noqa: BLE001 - whatever the sink raises, nothing unlogged leaves
             _log.error("access log unavailable for %s of record %s: %s", trail.action, trail.record_id, error)
             message = f"access log unavailable: the {trail.action} of record {trail.record_id} is not logged"
+            if success.undo is not None:
+                success.undo()
+                message += ", and nothing of it was kept: retry"
             return Reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": message}, trail.requester_msp)
         return Reply(success.status, success.body, trail.requester_msp)
 
@@ -405,6 +447,7 @@ class _Success:
     status: int
     body: dict[str, Any]
     reason: str  # for the audit entry
+    undo: Callable[[], None] | None = None  # what reverts it when its audit entry cannot be written
 
 
 class _Failure(Exception):

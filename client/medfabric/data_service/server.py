@@ -12,6 +12,7 @@ errors are {"error": "<one line>"}: 400 malformed, 403 refused, 404 unknown, 409
 410 erased, 413 too large, 429 too many refused requests from this client (Retry-After), 503 ledger or access
 log unavailable. The rules: medfabric.data_service.record_service; the ledger protocols:
 medfabric.data_service.service_ledger, over Fabric in medfabric.data_service.ledger_access.
+A thread destroys payloads whose put never completed (stored, never indexed: medfabric.data_service.orphan_sweep).
 The access log lines (stderr) name method, path, status and the TLS client only: never a payload, key or
 statement.
 """
@@ -28,6 +29,8 @@ import signal
 import socket
 import ssl
 import sys
+import threading
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -45,14 +48,17 @@ from medfabric.consortium.connection import connect_as
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.consortium.topology import TopologyError, load_topology
-from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink, LedgerFlRecords
+from medfabric.data_service.ledger_access import (
+    LedgerAccessDecisions, LedgerAuditSink, LedgerEmrIndex, LedgerFlRecords
+)
 from medfabric.data_service.record_service import RecordService, Reply
 from medfabric.data_service.refusal_budget import RefusalGate
-from medfabric.data_service.store import RECORD_ID, FileBlobStore, FileKeyStore
+from medfabric.data_service.store import RECORD_ID, FileBlobStore, FileKeyStore, FilePendingPuts
 from medfabric.data_service.transport import ConsortiumTlsCas, TlsPeer, server_context, user_tls_files
 from medfabric.errors import MedfabricError
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_SWEEP_INTERVAL_S = 60.0  # the orphan sweep runs at start, then every quarter grace, at least once a minute
 _log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes, TlsPeer], Reply]
@@ -255,7 +261,14 @@ def main(argv: list[str] | None = None) -> int:
             identity, consortium, FileBlobStore(store / "blobs"), FileKeyStore(store / "keys"),
             LedgerAccessDecisions(gateway), LedgerAuditSink(gateway, consortium),
             fl_ledger=LedgerFlRecords(gateway, {member.id: member.msp_id for member in topology.domains}),
+            pending=FilePendingPuts(store / "keys" / "pending"),
+            orphan_grace=timedelta(milliseconds=topology.orphan_grace_ms),
         )
+        sweep = service.orphan_sweep(LedgerEmrIndex(gateway))
+        stop_sweeping = threading.Event()
+        interval_s = max(1.0, min(MAX_SWEEP_INTERVAL_S, sweep.grace.total_seconds() / 4))
+        sweeper = threading.Thread(target=sweep.run_every, args=(interval_s, stop_sweeping), name="orphan-sweep",
+                                   daemon=True)
         port = domain.data_service_port if args.port is None else args.port
         listen = args.listen or topology.host
         try:
@@ -268,10 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         # that the gateway closes and the service exits 0.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: None)
+        sweeper.start()
         try:
             server.serve_forever()
         finally:
+            stop_sweeping.set()
             server.server_close()
+            sweeper.join(timeout=10)
     return 0
 
 

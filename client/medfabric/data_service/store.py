@@ -7,8 +7,10 @@
     >>> keys = FileKeyStore(root / "keys")
     >>> keys.put(RecordKey("rec-1", address, wrapped_for_service))
     >>> keys.erase("rec-1"); blobs.delete(address)   # crypto-shredding: key and ciphertext gone
+    >>> pending = FilePendingPuts(root / "keys" / "pending")
+    >>> pending.add(PendingPut("rec-2", address, stored_at))  # before the blob: a put not yet seen indexed
 
-Both stores are protocols, so another backend (an object store, an HSM-backed
+The stores are protocols, so another backend (an object store, an HSM-backed
 key store) can replace the file-backed ones.
 """
 
@@ -97,6 +99,42 @@ class KeyStore(Protocol):
     def erase(self, record_id: str) -> None:
         """Destroy the record's key, leaving a tombstone with no key material."""
 
+    def discard(self, record_id: str) -> None:
+        """Destroy the key of a record that was never indexed, leaving no tombstone: its id may be stored again."""
+
+
+@dataclass(frozen=True)
+class PendingPut:
+    """A record stored but not yet seen indexed on the ledger: a put in progress, or one that did not complete."""
+
+    record_id: str
+    ciphertext_sha256: str
+    stored_at: datetime  # the service's clock, timezone-aware
+
+    def to_dict(self) -> dict[str, str]:
+        return {"record_id": self.record_id, "ciphertext_sha256": self.ciphertext_sha256,
+                "stored_at": self.stored_at.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> "PendingPut":
+        stored_at = datetime.fromisoformat(str(data["stored_at"]))
+        if stored_at.tzinfo is None:
+            raise ValueError("stored_at has no timezone")
+        return cls(str(data["record_id"]), str(data["ciphertext_sha256"]), stored_at)
+
+
+class PendingPuts(Protocol):
+    """The stored records not yet seen indexed (medfabric.data_service.orphan_sweep settles them)."""
+
+    def add(self, put: PendingPut) -> None: ...
+
+    def get(self, record_id: str) -> PendingPut | None: ...
+
+    def remove(self, record_id: str) -> None: ...
+
+    def all(self) -> list[PendingPut]:
+        """Every pending put, oldest first."""
+
 
 class FileBlobStore:
     """Blobs as files root/ab/cdef... named by their SHA-256, written atomically, checked on every read."""
@@ -155,11 +193,47 @@ class FileKeyStore:
         write_atomically(self._tombstone_path(record_id), json.dumps(tombstone).encode())
         self._key_path(record_id).unlink(missing_ok=True)
 
+    def discard(self, record_id: str) -> None:
+        self._key_path(record_id).unlink(missing_ok=True)
+
     def _key_path(self, record_id: str) -> Path:
         return self.root / "keys" / f"{_checked_record_id(record_id)}.json"
 
     def _tombstone_path(self, record_id: str) -> Path:
         return self.root / "erased" / f"{_checked_record_id(record_id)}.json"
+
+
+class FilePendingPuts:
+    """One JSON file per pending put under root; a malformed one is skipped by all() (and reported by get)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def add(self, put: PendingPut) -> None:
+        write_atomically(self._path(put.record_id), json.dumps(put.to_dict()).encode())
+
+    def get(self, record_id: str) -> PendingPut | None:
+        try:
+            return PendingPut.from_dict(json.loads(self._path(record_id).read_bytes()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(f"the pending-put file of record {record_id} is malformed") from None
+
+    def remove(self, record_id: str) -> None:
+        self._path(record_id).unlink(missing_ok=True)
+
+    def all(self) -> list[PendingPut]:
+        found = []
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                found.append(self.get(path.stem))
+            except StoreError:
+                continue
+        return sorted((put for put in found if put is not None), key=lambda put: (put.stored_at, put.record_id))
+
+    def _path(self, record_id: str) -> Path:
+        return self.root / f"{_checked_record_id(record_id)}.json"
 
 
 def _checked_record_id(record_id: str) -> str:

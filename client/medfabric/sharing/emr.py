@@ -119,7 +119,14 @@ def put_record(session: Session, payload: Payload, *, publish: bool, record_id: 
             raise MedfabricError(f"record {record_id} already exists on {channel}")
     sealed = seal(payload.plaintext, aad=record_id.encode())
     service = session.data_service(session.domain.id)
-    store_sealed(session, service, record_id, sealed)
+    try:
+        store_sealed(session, service, record_id, sealed)
+    except DataServiceError as error:
+        if error.status is not None and error.status < 500:
+            raise
+        raise DataServiceError(f"storing record {record_id} failed ({error}); nothing was indexed. Put it again: "
+                               "a payload the service kept without its index entry is destroyed by its orphan "
+                               "sweep, and until then the put is refused saying when", error.status) from None
     entry = index_entry(session, record_id, payload, sealed)
     indexed: dict[str, dict[str, Any]] = {}
     for channel in channels:

@@ -12,6 +12,7 @@ import json
 import random
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,12 @@ import yaml
 from medfabric.data_service.server import DataServiceServer, create_app
 from medfabric.data_service.transport import ConsortiumTlsCas, server_context, user_tls_files
 from medfabric.consortium.layout import NetworkLayout
-from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink
+from medfabric.data_service.ledger_access import LedgerAccessDecisions, LedgerAuditSink, LedgerEmrIndex
+from medfabric.data_service.orphan_sweep import SweepOutcome
 from medfabric.data_service.record_service import RecordService
 from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.sharing.session import Session
-from medfabric.data_service.store import FileBlobStore, FileKeyStore
+from medfabric.data_service.store import FileBlobStore, FileKeyStore, FilePendingPuts
 from medfabric.consortium.topology import DEFAULT_TOPOLOGY, PORT_PLAN, Topology, load_topology
 
 from .fake_fabric import FakeFabric
@@ -43,6 +45,12 @@ class FakeConsortium:
     stores: dict[str, Path]  # domain id -> its data service's store folder
     servers: dict[str, DataServiceServer]
     _threads: dict[str, threading.Thread]
+    services: dict[str, RecordService]
+
+    def sweep(self, domain_id: str, later: timedelta = timedelta(0)) -> SweepOutcome:
+        """One orphan sweep of the domain's data service, as if run `later` from now, its index on the fake Fabric."""
+        index = LedgerEmrIndex(self.fabric.connect_as(domain_id, SERVICE_USER))
+        return self.services[domain_id].orphan_sweep(index, clock=lambda: datetime.now(timezone.utc) + later).run()
 
     def session(self, domain_id: str, user: str = "doctor") -> Session:
         domain = self.topology.domain(domain_id)
@@ -63,9 +71,15 @@ class FakeConsortium:
         return [key for _, key in self.fabric.world_state(channel) if key.startswith("\x00emr\x00")]
 
     def stored_files(self, domain_id: str) -> list[Path]:
-        """Every blob and key file the domain's data service holds (tombstones of erased keys excluded)."""
+        """Every blob and key file the domain's data service holds (tombstones of erased keys and pending-put
+        marks excluded)."""
         store = self.stores[domain_id]
-        return sorted(path for path in store.rglob("*") if path.is_file() and "erased" not in path.parts)
+        return sorted(path for path in store.rglob("*")
+                      if path.is_file() and not {"erased", "pending"} & set(path.parts))
+
+    def pending_puts(self, domain_id: str) -> list[str]:
+        """The record ids the domain's data service holds as stored but not yet seen indexed."""
+        return sorted(path.stem for path in (self.stores[domain_id] / "keys" / "pending").glob("*.json"))
 
 
 @pytest.fixture
@@ -83,7 +97,8 @@ def consortium(crypto_layout, tmp_path) -> FakeConsortium:
                for domain_id, server in servers_by_domain.items()}
     for thread in threads.values():
         thread.start()
-    running = FakeConsortium(topology, topology_file, crypto_layout, fabric, stores, servers_by_domain, threads)
+    running = FakeConsortium(topology, topology_file, crypto_layout, fabric, stores, servers_by_domain, threads,
+                             dict(zip((domain.id for domain in topology.domains), services)))
     yield running
     for domain_id in list(running.servers):
         running.stop_data_service(domain_id)
@@ -100,6 +115,7 @@ def _record_service(fabric: FakeFabric, domain_id: str, store: Path) -> RecordSe
         ServiceIdentity.load(layout.user_msp(domain, SERVICE_USER), domain.msp_id), members,
         FileBlobStore(store / "blobs"), FileKeyStore(store / "keys"),
         LedgerAccessDecisions(gateway, propagation_wait=0), LedgerAuditSink(gateway, members),
+        pending=FilePendingPuts(store / "keys" / "pending"), orphan_grace=timedelta(milliseconds=topology.orphan_grace_ms),
     )
 
 

@@ -116,6 +116,7 @@ class FakeFabric:
             for channel in topology.channels
         }
         self._refused: set[tuple[str, str]] = set()
+        self._refused_evaluations: set[tuple[str, str]] = set()
         try:
             for channel in self._channels.values():
                 for peer in channel.peers:
@@ -130,9 +131,12 @@ class FakeFabric:
         credentials = ServiceIdentity.load(self.layout.user_msp(domain, user), domain.msp_id)
         return FakeGateway(self, Caller(domain, user, credentials.identity.serialize(), credentials.private_key))
 
-    def refuse(self, channel: str, function: str) -> None:
-        """From now on, submitting `function` ("contract:Name") on `channel` fails as if no orderer answered."""
+    def refuse(self, channel: str, function: str, *, evaluations: bool = False) -> None:
+        """From now on, submitting `function` ("contract:Name") on `channel` fails as if no orderer answered;
+        with `evaluations`, evaluating it fails too, as if no peer answered."""
         self._refused.add((channel, function))
+        if evaluations:
+            self._refused_evaluations.add((channel, function))
 
     def world_state(self, channel: str, chaincode: str | None = None) -> dict[tuple[str, str], bytes]:
         """The channel's committed state of the chaincode (default: the application's), (collection, key) ->
@@ -168,6 +172,8 @@ class FakeFabric:
                           grpc_code=grpc.StatusCode.NOT_FOUND)
         if commit and (channel_name, function) in self._refused:
             raise SubmitError("no orderer answered", grpc_code=grpc.StatusCode.UNAVAILABLE)
+        if not commit and (channel_name, function) in self._refused_evaluations:
+            raise EndorseError("no peer answered", grpc_code=grpc.StatusCode.UNAVAILABLE)
         with channel.lock:
             options = {"timestamp": self.clock.now(), **proposal}
             result = peer.invoke(

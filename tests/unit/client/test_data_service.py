@@ -54,7 +54,7 @@ from medfabric.data_service.record_service import RecordService, key_context
 from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.data_service.refusal_budget import RefusalBudget, RefusalGate
 from medfabric.data_service.service_ledger import AccessLedger, Decision, GrantStanding, LedgerError, Requester
-from medfabric.data_service.store import FileBlobStore, FileKeyStore
+from medfabric.data_service.store import FileBlobStore, FileKeyStore, FilePendingPuts
 from medfabric.consortium.topology import Topology, load_topology
 from medfabric_chaincode.contracts import ALL_CONTRACTS
 from medfabric_chaincode.contracts.access_log import LogEntry, append_log
@@ -270,6 +270,7 @@ def served(network: Network, users: Users, store_dir, ledger: AccessLedger,
     service = RecordService(
         users.service, Consortium.from_layout(network.topology, network.layout, "hospital-a"),
         FileBlobStore(store_dir / "blobs"), FileKeyStore(store_dir / "keys"), ledger, audit, refusals, fl_ledger,
+        pending=FilePendingPuts(store_dir / "keys" / "pending"), orphan_grace=timedelta(seconds=30),
     )
     cas = ConsortiumTlsCas.from_layout(network.topology, network.layout)
     context = server_context(user_tls_files(network.layout, network.topology.domain("hospital-a"), SERVICE_USER), cas)
@@ -621,9 +622,37 @@ def test_store_refuses_a_key_not_wrapped_for_the_service(running, users):
 
 
 def test_a_record_is_stored_once(running, users, stored):
+    (running.store_dir / "keys" / "pending" / f"{RECORD}.json").unlink()  # as once the sweep saw it indexed
+
     answer, _ = running.store(users.owner)
 
     assert_refused(answer, 409, f"record {RECORD} is already stored")
+    assert "not indexed" not in answer.body["error"]
+
+
+def test_a_store_is_pending_until_seen_indexed_and_a_second_put_is_told_when_to_retry(running, users, stored):
+    pending = json.loads((running.store_dir / "keys" / "pending" / f"{RECORD}.json").read_text())
+    stored_at = datetime.fromisoformat(pending["stored_at"])
+
+    answer, _ = running.store(users.owner)
+
+    assert pending["ciphertext_sha256"] == stored.ciphertext_sha256
+    assert abs(datetime.now(timezone.utc) - stored_at) < timedelta(seconds=10)
+    settled = (stored_at + timedelta(seconds=30)).isoformat(timespec="seconds")
+    assert_refused(answer, 409, f"record {RECORD} is already stored but not indexed")
+    assert f"destroyed if still not indexed at {settled}; put it again after that" in answer.body["error"]
+
+
+def test_a_store_that_cannot_be_logged_keeps_nothing_and_says_retry(running, users):
+    running.audit.failing = True
+
+    answer, sealed = running.store(users.owner)
+
+    assert_refused(answer, 503, f"the write of record {RECORD} is not logged, and nothing of it was kept: retry")
+    assert [path for path in running.store_dir.rglob("*") if path.is_file()] == []
+    running.audit.failing = False
+    again, _ = running.store(users.owner)
+    assert again.status == 201, again.text
 
 
 # -- erasure -----------------------------------------------------------------------
@@ -635,6 +664,7 @@ def test_erase_destroys_ciphertext_and_key_and_later_fetches_are_gone(running, u
     assert answer.status == 200, answer.text
     assert not running.blob_path(stored.ciphertext_sha256).exists()
     assert not (running.store_dir / "keys" / "keys" / f"{RECORD}.json").exists()
+    assert not (running.store_dir / "keys" / "pending" / f"{RECORD}.json").exists()
     erased = running.audit.entries[-1]
     assert (erased.action, erased.outcome) == ("erase", "success")
     fetched = running.fetch(fetch_statement(users.reader, running.ledger.decide(users.reader)))

@@ -11,12 +11,12 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from medfabric.crypto import canonical_json
+from medfabric.crypto import canonical_json, seal
 from medfabric.data_service.client import DataServiceClient, DataServiceError
 from medfabric.data_service.delivery import DeliveryRejected, open_delivery
 from medfabric.sharing.emr import (
-    AccessDenied, RecordErased, RecordNotFound, emergency_read, erase, find_records, get_record, grant,
-    prepare_payload, put_record, record_id_for, request, revoke,
+    AccessDenied, RecordErased, RecordNotFound, emergency_read, erase, find_records, get_record, grant, index_entry,
+    prepare_payload, put_record, record_id_for, request, revoke, store_sealed,
 )
 from medfabric.errors import MedfabricError
 from medfabric.sharing.fhir import FhirValidationError
@@ -405,6 +405,83 @@ def test_a_failed_index_write_erases_the_stored_payload(consortium, failing, tom
         assert f"its entry on {channel} is a tombstone" in str(failed.value)
     if not tombstoned:
         assert not consortium.index_keys("hospital-a-local")
+
+
+def store_only(consortium, data: bytes = OBSERVATION) -> str:
+    """The first half of a put, as a client killed before its index write leaves it; the record id."""
+    session = consortium.session("hospital-a")
+    payload = prepare_payload(data, PATIENT)
+    record_id = record_id_for("hospital-a", payload)
+    store_sealed(session, session.data_service("hospital-a"), record_id, seal(payload.plaintext, record_id.encode()))
+    return record_id
+
+
+GRACE = timedelta(seconds=600)  # the default topology's data_services.orphan_grace
+
+
+def test_a_put_cut_after_its_store_leaves_no_payload_once_its_grace_has_passed(consortium):
+    record_id = store_only(consortium)
+
+    kept = consortium.sweep("hospital-a")
+    with pytest.raises(DataServiceError, match=f"record {record_id} is already stored but not indexed.*put it again"):
+        put(consortium)
+    swept = consortium.sweep("hospital-a", later=GRACE + timedelta(seconds=1))
+
+    assert kept.kept == [record_id] and not kept.destroyed
+    assert swept.destroyed == [record_id]
+    assert consortium.stored_files("hospital-a") == [] and consortium.pending_puts("hospital-a") == []
+    [logged] = entries_of(consortium, "hospital-a-local", record_id, "erase")
+    assert logged["outcome"] == "success"
+    assert logged["reason"] == ("put not completed: not indexed on hospital-a-local within 600 s of its store; "
+                                "ciphertext and key destroyed")
+    assert put(consortium) == record_id  # no tombstone: the same put goes through again
+
+
+def test_a_completed_put_is_confirmed_by_the_sweep_and_kept(consortium, tmp_path):
+    record_id = put(consortium)
+
+    swept = consortium.sweep("hospital-a", later=GRACE * 2)
+
+    assert swept.confirmed == [record_id] and not swept.destroyed
+    assert consortium.pending_puts("hospital-a") == [] and len(consortium.stored_files("hospital-a")) == 2
+    assert get_record(consortium.session("hospital-a"), record_id, tmp_path / "out.json")
+
+
+def test_a_payload_whose_entry_was_tombstoned_while_the_service_was_down_is_destroyed(consortium):
+    record_id = store_only(consortium)
+    session = consortium.session("hospital-a")
+    session.index("hospital-a-local").put(index_entry(session, record_id, prepare_payload(OBSERVATION, PATIENT),
+                                                      seal(b"x", b"")))
+    session.index("hospital-a-local").erase(record_id, "put not completed: compensated")
+
+    kept = consortium.sweep("hospital-a")
+    swept = consortium.sweep("hospital-a", later=GRACE + timedelta(seconds=1))
+
+    assert kept.kept == [record_id] and swept.destroyed == [record_id]
+    assert consortium.stored_files("hospital-a") == []
+    with pytest.raises(DataServiceError, match="record erased"):
+        store_only(consortium)
+
+
+def test_the_sweep_keeps_what_it_cannot_check_on_the_ledger(consortium):
+    record_id = store_only(consortium)
+    consortium.fabric.refuse("hospital-a-local", "emr_index:GetRecord", evaluations=True)
+
+    swept = consortium.sweep("hospital-a", later=GRACE * 2)
+
+    assert swept.kept == [record_id] and not swept.destroyed
+    assert len(consortium.stored_files("hospital-a")) == 2
+
+
+def test_a_store_cut_between_its_blob_and_its_key_leaves_no_blob_once_swept(consortium):
+    record_id = store_only(consortium)
+    [key_file] = (consortium.stores["hospital-a"] / "keys" / "keys").glob("*.json")
+    key_file.unlink()  # as a service killed after writing the blob
+
+    swept = consortium.sweep("hospital-a", later=GRACE * 2)
+
+    assert swept.destroyed == [record_id]
+    assert consortium.stored_files("hospital-a") == []
 
 
 def test_erasing_needs_the_owner(consortium):

@@ -20,6 +20,8 @@ from medfabric.data_service.store import (
     BlobNotFoundError,
     FileBlobStore,
     FileKeyStore,
+    FilePendingPuts,
+    PendingPut,
     RecordErasedError,
     RecordKey,
     StoreError,
@@ -154,6 +156,44 @@ def test_erased_key_is_destroyed_and_leaves_a_tombstone_without_key(tmp_path, re
     assert set(tombstone) == {"record_id", "erased_at"}
 
 
+def test_a_discarded_key_leaves_no_tombstone_and_the_id_may_be_stored_again(tmp_path, record_key):
+    keys = FileKeyStore(tmp_path)
+    keys.put(record_key)
+
+    keys.discard("rec-1")
+
+    assert files_under(tmp_path) == []
+    with pytest.raises(UnknownRecordError):
+        keys.get("rec-1")
+    keys.put(record_key)
+    assert keys.get("rec-1") == record_key
+
+
+def test_pending_puts_round_trip_oldest_first(tmp_path):
+    pending = FilePendingPuts(tmp_path)
+    now = datetime.now(timezone.utc)
+    later = PendingPut("rec-a", "a" * 64, now)
+    earlier = PendingPut("rec-b", "b" * 64, now - timedelta(seconds=5))
+    pending.add(later)
+    pending.add(earlier)
+
+    assert pending.all() == [earlier, later]
+    assert pending.get("rec-a") == later and pending.get("rec-c") is None
+    pending.remove("rec-a")
+    pending.remove("rec-c")  # absent: nothing to do
+    assert pending.all() == [earlier]
+
+
+def test_a_malformed_pending_put_is_reported_and_skipped(tmp_path):
+    pending = FilePendingPuts(tmp_path)
+    pending.add(PendingPut("rec-a", "a" * 64, datetime.now(timezone.utc)))
+    (tmp_path / "rec-b.json").write_text('{"record_id": "rec-b", "stored_at": "yesterday"}')
+
+    with pytest.raises(StoreError, match="pending-put file of record rec-b is malformed"):
+        pending.get("rec-b")
+    assert [put.record_id for put in pending.all()] == ["rec-a"]
+
+
 @pytest.mark.parametrize("record_id", ["../rec", "a/b", "", "x" * 129])
 def test_record_ids_cannot_leave_the_store(tmp_path, record_id):
     with pytest.raises(StoreError, match="record id is 1-128 characters"):
@@ -174,6 +214,7 @@ def test_docstring_examples_run(tmp_path, service_certificate):
     example_globals = {
         "root": tmp_path, "sealed": sealed,
         "wrapped_for_service": wrap_key(sealed.data_key, service_certificate, b"rec-1"),
+        "stored_at": datetime.now(timezone.utc),
     }
     result = doctest.testmod(medfabric.data_service.store, extraglobs=example_globals)
     assert result.attempted > 0 and result.failed == 0

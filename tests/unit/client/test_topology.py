@@ -52,6 +52,14 @@ def test_durations_are_parsed(raw):
     assert parse_topology(raw).public_channel.ordering.batch_timeout_ms == 2000
 
 
+def test_the_orphan_grace_of_the_data_services_is_read_and_defaults_to_ten_minutes(raw):
+    assert parse_topology(raw).orphan_grace_ms == 600_000
+    raw["data_services"]["orphan_grace"] = "15s"
+    assert parse_topology(raw).orphan_grace_ms == 15_000
+    del raw["data_services"]
+    assert parse_topology(raw).orphan_grace_ms == 600_000
+
+
 def test_the_public_endorsement_rule_is_majority_unless_chosen(raw):
     assert {c.endorsement for c in parse_topology(raw).channels} == {"MAJORITY"}
     raw["channels"]["public"]["endorsement"] = "ANY"
@@ -78,6 +86,8 @@ def test_the_public_endorsement_rule_is_majority_unless_chosen(raw):
         (lambda r: r["channels"]["public"].update(name="hospital-a-local"), "channels.public.name"),
         (lambda r: r.update(base_port=64900), "base_port: too high"),
         (lambda r: r.update(domains=[]), "domains: at least one domain"),
+        (lambda r: r["data_services"].update(orphan_grace="10 min"), "data_services.orphan_grace: must be a duration"),
+        (lambda r: r["data_services"].update(sweep="1s"), "data_services.sweep: unknown field"),
     ],
 )
 def test_invalid_topology_names_the_field(raw, mutate, field):
