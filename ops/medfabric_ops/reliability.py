@@ -62,6 +62,7 @@ CATCH_UP_TIMEOUT_S = 90.0
 RETRY_UP_S = 20.0
 FLOOD_S = 20.0
 PUT_CLIENTS = 4  # whole puts: each also seals and stores with the data service
+_RECORD_NAMED = re.compile(r"\b(record) [A-Za-z0-9._:-]+")
 SWEPT = re.compile(r"orphan sweep: \d+ confirmed indexed, (\d+) destroyed")  # its log line (orphan_sweep)
 ORPHAN_GRACE_S = 20  # the data services' orphan grace here: well above a put's store-to-index time (~50 ms)
 
@@ -339,13 +340,17 @@ def data_service(run: FaultRun) -> FaultResult:
 
 def refusal_flood(run: FaultRun) -> FaultResult:
     """One requester floods hospital-a's data service with fetches naming no decision; another, granted, reads."""
-    flood = run_refusal_flood(run.topology, run.layout, seconds=FLOOD_S, say=run.say)
+    service = {s.name: s for s in Supervisor(run.layout).status()}.get(data_service_name(run.domain))
+    flood = run_refusal_flood(run.topology, run.layout, seconds=FLOOD_S, say=run.say,
+                              service_pid=service.pid if service else None)
     statuses = ", ".join(f"{n} x {status}" for status, n in sorted(flood.flood_statuses.items()))
     before, during = flood.honest_before, flood.honest_during
     asked = before.count + during.count + len(flood.honest_failures)
     note = (f"answers {statuses}; {flood.refusals_logged} refusals written to the access log; the granted "
             f"requester's request p50 {before.p50_s} s (max {before.max_s}) before, {during.p50_s} s (max "
-            f"{during.max_s}) during the flood, {len(flood.honest_failures)} of {asked} failed")
+            f"{during.max_s}) during the flood, {len(flood.honest_failures)} of {asked} failed; CPU over the "
+            f"flood: {flood.flood_cpu_s} s by the flooding process, {flood.service_cpu_s} s by the data service "
+            f"(of {flood.seconds * os.cpu_count():.0f} s the machine has)")
     if flood.honest_failures:
         note += f" ({flood.honest_failures[0]})"
     return FaultResult(
@@ -371,9 +376,10 @@ FAULTS: dict[str, Callable[[FaultRun], FaultResult]] = {
 
 
 def _error_kind(error: str) -> str:
-    """An error's class and first words: alike errors counted together."""
+    """An error's class and first words, record ids left out: alike errors counted together."""
     kind, _, message = error.partition(": ")
-    return f"{kind}: {' '.join(message.split()[:12])}"[:160]
+    message = _RECORD_NAMED.sub(r"\1 <id>", message)
+    return f"{kind}: {' '.join(message.split()[:18])}"[:200]
 
 
 def fuzz_row(report: dict[str, Any]) -> FaultResult:

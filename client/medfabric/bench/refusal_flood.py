@@ -6,14 +6,20 @@ an honest requester (the third domain's doctor, granted the record) requests it 
 decision on the ledger, then the fetch, as `medfabric emr request` does. Measured: the flood's answers by
 status (403 refused and checked, 429 throttled at the door), the refusals the owner's service wrote to the
 public access log for the flooder (its budget bounds them), and the honest requester's latency before and
-during the flood.
+during the flood. The flood runs in a process of its own, so that its threads do not hold the honest
+requester's interpreter; the CPU seconds each side used (the flood process, the data service when its pid is
+given) say how much of the machine the flood took, on a machine shared with every node of the consortium.
 
-    >>> result = run_refusal_flood(topology, layout, seconds=20)
-    >>> result.flood_statuses, result.honest_during.p50_s
+    >>> result = run_refusal_flood(topology, layout, seconds=20, service_pid=pid)
+    >>> result.flood_statuses, result.honest_during.p50_s, result.flood_cpu_s, result.service_cpu_s
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import queue
+import resource
 import secrets
 import statistics
 import tempfile
@@ -24,11 +30,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from medfabric.consortium.connection import connect_as
 from medfabric.consortium.layout import NetworkLayout
-from medfabric.consortium.topology import Topology
+from medfabric.consortium.topology import Topology, load_topology
 from medfabric.crypto import canonical_json
 from medfabric.data_service.client import DataServiceError
 from medfabric.sharing import audit
@@ -60,6 +66,8 @@ class FloodResult:
     honest_before: Latency
     honest_during: Latency
     honest_failures: list[str] = field(default_factory=list)
+    flood_cpu_s: float = 0.0  # CPU seconds of the flood's process
+    service_cpu_s: float | None = None  # of the flooded data service over the flood, when its pid was given
 
     @property
     def flood_requests(self) -> int:
@@ -72,8 +80,11 @@ class FloodResult:
 
 
 def run_refusal_flood(topology: Topology, layout: NetworkLayout, *, seconds: float = 20.0, flooders: int = 48,
-                      say: Callable[[str], None] = lambda line: None) -> FloodResult:
-    """The flood on a running consortium with its data services (see the module's docstring)."""
+                      service_pid: int | None = None, say: Callable[[str], None] = lambda line: None) -> FloodResult:
+    """The flood on a running consortium with its data services (see the module's docstring); the topology must
+    have been loaded from its file (the flood's process loads it again)."""
+    if topology.source is None:
+        raise ValueError("the refusal flood's process reads the topology from its file: load it from one")
     owner, flooder, honest = topology.domains[0], topology.domains[1], topology.domains[-1]
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="medfabric-flood-")))
@@ -82,7 +93,7 @@ def run_refusal_flood(topology: Topology, layout: NetworkLayout, *, seconds: flo
             gateway = stack.enter_context(connect_as(domain.id, "doctor", topology=topology, layout=layout))
             return Session(topology, layout, domain, "doctor", gateway)
 
-        owner_s, flooder_s, honest_s = session(owner), session(flooder), session(honest)
+        owner_s, honest_s = session(owner), session(honest)
         patient = f"P-FLOOD-{secrets.token_hex(4)}"
         record_id = put_record(owner_s, prepare_payload(canonical_json(SAMPLE_OBSERVATION).replace(
             b"P-DEMO-001", patient.encode()), patient), publish=True)["record_id"]
@@ -96,14 +107,57 @@ def run_refusal_flood(topology: Topology, layout: NetworkLayout, *, seconds: flo
             return time.monotonic() - started
 
         before, failures = _timed(honest_request, HONEST_REQUESTS)
-        service = flooder_s.data_service(owner.id)
-        statuses: Counter[str] = Counter()
-        lock = threading.Lock()
-        stop = threading.Event()
+        spawn = multiprocessing.get_context("spawn")
+        answers: multiprocessing.Queue = spawn.Queue()
+        stop = spawn.Event()
+        flood = spawn.Process(target=_flood, name="refusal-flood", daemon=True, args=(
+            str(topology.source), str(layout.root), flooder.id, owner.id, record_id, flooders, stop, answers))
+        say(f"refusal flood: {flooders} threads of {flooder.id}'s doctor, in a process of their own, "
+            f"for {seconds:g} s")
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        service_before = _cpu_seconds(service_pid)
+        flood.start()
+        started = time.monotonic()
+        during: list[float] = []
+        while time.monotonic() - started < seconds or len(during) < HONEST_REQUESTS:
+            times, failed = _timed(honest_request, 1)
+            during += times
+            failures += failed
+        stop.set()
+        try:
+            statuses: dict[str, int] = answers.get(timeout=60)
+        except queue.Empty:
+            raise RuntimeError("the refusal flood's process did not report its answers") from None
+        flood.join(30)
+        elapsed = time.monotonic() - started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        service_after = _cpu_seconds(service_pid)
+        flood_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+        time.sleep(audit.SETTLE.total_seconds())  # the service's last refusals reach the ledger
+        logged = [e for e in audit.log(owner_s, owner_s.public_channel, record_id)
+                  if e["requester_msp"] == flooder.msp_id and e["outcome"] == "failure"]
+    service_cpu = None if service_before is None or service_after is None else service_after - service_before
+    return FloodResult(seconds=round(elapsed, 1), flooders=flooders, flood_statuses=dict(statuses),
+                       refusals_logged=len(logged), honest_before=Latency.of(before),
+                       honest_during=Latency.of(during), honest_failures=failures, flood_cpu_s=round(flood_cpu, 1),
+                       service_cpu_s=None if service_cpu is None else round(service_cpu, 1))
+
+
+def _flood(topology_file: str, layout_root: str, flooder_id: str, owner_id: str, record_id: str, flooders: int,
+           stop: Any, answers: Any) -> None:
+    """The flood's process: `flooders` threads of the flooder domain's doctor until `stop`; the answers by status
+    go to `answers`."""
+    topology, layout = load_topology(topology_file), NetworkLayout(Path(layout_root))
+    domain = topology.domain(flooder_id)
+    statuses: Counter[str] = Counter()
+    lock = threading.Lock()
+    with connect_as(domain.id, "doctor", topology=topology, layout=layout) as gateway:
+        session = Session(topology, layout, domain, "doctor", gateway)
+        service = session.data_service(owner_id)
 
         def flood() -> None:
             while not stop.is_set():
-                statement = flooder_s.signed(action="fetch", record_id=record_id, decision_tx=secrets.token_hex(32))
+                statement = session.signed(action="fetch", record_id=record_id, decision_tx=secrets.token_hex(32))
                 try:
                     service.fetch(record_id, statement)
                     outcome = "200"
@@ -113,25 +167,22 @@ def run_refusal_flood(topology: Topology, layout: NetworkLayout, *, seconds: flo
                     statuses[outcome] += 1
 
         threads = [threading.Thread(target=flood, name=f"flood-{n}", daemon=True) for n in range(flooders)]
-        say(f"refusal flood: {flooders} threads of {flooder.id}'s doctor for {seconds:g} s")
-        started = time.monotonic()
         for thread in threads:
             thread.start()
-        during: list[float] = []
-        while time.monotonic() - started < seconds or len(during) < HONEST_REQUESTS:
-            times, failed = _timed(honest_request, 1)
-            during += times
-            failures += failed
-        stop.set()
         for thread in threads:
-            thread.join(30)
-        elapsed = time.monotonic() - started
-        time.sleep(audit.SETTLE.total_seconds())  # the service's last refusals reach the ledger
-        logged = [e for e in audit.log(owner_s, owner_s.public_channel, record_id)
-                  if e["requester_msp"] == flooder.msp_id and e["outcome"] == "failure"]
-    return FloodResult(seconds=round(elapsed, 1), flooders=flooders, flood_statuses=dict(statuses),
-                       refusals_logged=len(logged), honest_before=Latency.of(before),
-                       honest_during=Latency.of(during), honest_failures=failures)
+            thread.join()
+    answers.put(dict(statuses))
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User and system CPU seconds of process `pid` so far (Linux /proc); None without a pid or a readable one."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _timed(call: Callable[[], float], times: int) -> tuple[list[float], list[str]]:
