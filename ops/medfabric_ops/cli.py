@@ -299,8 +299,8 @@ def bench_consensus(transactions: int, concurrency: int, idle_s: float, flat_siz
 
 @network.command("reliability")
 @click.option("--fault", "faults", multiple=True, metavar="NAME",
-              help="Only these (leader-orderer, peer, local-peer, chaincode, data-service, refusal-flood, "
-                   "down-up); default: all, in that order.")
+              help="Only these (leader-orderer, peer, local-peer, chaincode, data-service, unauthorized-reads, "
+                   "refusal-flood, down-up); default: all, in that order.")
 @click.option("--fuzz-report", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Add the row of this hostile-input report (python -m tests.fuzz.contracts --json --report).")
 @_json_option

@@ -13,6 +13,8 @@ fault until a one-second window commits half the rate before it), and whether th
     chaincode        hospital-a's chaincode server (CCaaS): the errors clients saw
     data service     hospital-a's data service, under whole puts (seal, store, index): orphans and entries
                      without payload afterwards
+    unauthorized     every kind of read that must fail (medfabric.bench.unauthorized_reads), each tried and
+      reads          its denial looked for in the access log
     refusal flood    one requester's refused fetches as fast as it can send them, another's granted requests
                      meanwhile (medfabric.bench.refusal_flood): throttled, logged within budget, the other unhurt
     down + up        the whole consortium stopped and started again mid-run
@@ -41,6 +43,7 @@ from fabric_protos.common import common_pb2
 from medfabric.bench.record_puts import RecordPuts
 from medfabric.bench.refusal_flood import run_refusal_flood
 from medfabric.bench.steady import BackToBack, SteadyLoad, Submit, recovery_seconds
+from medfabric.bench.unauthorized_reads import run_unauthorized_reads
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import DEFAULT_TOPOLOGY, Orderer, Peer, Topology
 
@@ -61,6 +64,7 @@ AFTER_S = 10.0  # load after the node is back
 CATCH_UP_TIMEOUT_S = 90.0
 RETRY_UP_S = 20.0
 FLOOD_S = 20.0
+UNAUTHORIZED_ROUNDS = 3
 PUT_CLIENTS = 4  # whole puts: each also seals and stores with the data service
 _RECORD_NAMED = re.compile(r"\b(record) [A-Za-z0-9._:-]+")
 SWEPT = re.compile(r"orphan sweep: \d+ confirmed indexed, (\d+) destroyed")  # its log line (orphan_sweep)
@@ -360,6 +364,35 @@ def refusal_flood(run: FaultRun) -> FaultResult:
         refusals=flood.flood_statuses.get("403", 0) + flood.flood_statuses.get("429", 0), escapes=flood.escapes)
 
 
+def unauthorized_reads(run: FaultRun) -> FaultResult:
+    """Every kind of unauthorized read (medfabric.bench.unauthorized_reads), UNAUTHORIZED_ROUNDS times each."""
+    kinds = run_unauthorized_reads(run.topology, run.layout, rounds=UNAUTHORIZED_ROUNDS, say=run.say)
+    loggable = [k for k in kinds if k.logged is not None]
+    unlogged = [k for k in kinds if k.logged is None]
+    notes = []
+    escaped = [k for k in kinds if k.escapes]
+    if escaped:
+        notes.append("NOT REFUSED: " + ", ".join(f"{k.kind} {k.escapes} of {k.tried} ({k.first_error})"
+                                                 for k in escaped))
+    else:
+        notes.append(f"all {len(kinds)} kinds refused every time")
+    otherwise = [k for k in kinds if k.refused_otherwise]
+    if otherwise:
+        notes.append("refused for another reason: " + ", ".join(
+            f"{k.kind} {k.refused_otherwise} of {k.tried} ({k.first_error})" for k in otherwise))
+    short = [k for k in loggable if k.logged < k.tried]
+    notes.append(f"denials logged {sum(k.logged for k in loggable)} of {sum(k.tried for k in loggable)}"
+                 + (" (missing: " + ", ".join(f"{k.kind} {k.tried - k.logged}" for k in short) + ")" if short else ""))
+    if unlogged:
+        notes.append(", ".join(k.kind for k in unlogged) + ": refused by Fabric, where nothing can be logged")
+    notes.append("kinds: " + "; ".join(f"{k.kind} ({k.refused_by})" for k in kinds))
+    return FaultResult(
+        fault=f"unauthorized reads, {len(kinds)} kinds", load=f"{UNAUTHORIZED_ROUNDS} of each, each on a fresh "
+        "published record", committed=0, failed=0, lost=0, recovery_s=None, back_in_step="; ".join(notes),
+        inputs_tried=sum(k.tried for k in kinds), refusals=sum(k.refused + k.refused_otherwise for k in kinds),
+        escapes=sum(k.escapes for k in kinds))
+
+
 def down_up(run: FaultRun) -> FaultResult:
     def stop_all() -> None:
         run.say("down + up: stopping the whole consortium under load")
@@ -371,7 +404,8 @@ def down_up(run: FaultRun) -> FaultResult:
 
 FAULTS: dict[str, Callable[[FaultRun], FaultResult]] = {
     "leader-orderer": leader_orderer, "peer": peer, "local-peer": local_peer, "chaincode": chaincode,
-    "data-service": data_service, "refusal-flood": refusal_flood, "down-up": down_up,
+    "data-service": data_service, "unauthorized-reads": unauthorized_reads, "refusal-flood": refusal_flood,
+    "down-up": down_up,
 }
 
 

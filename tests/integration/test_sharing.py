@@ -22,19 +22,20 @@ import json
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
+from medfabric.bench.unauthorized_reads import altered_statement, impersonating_statement, stale_statement
 from medfabric.sharing import audit
 from medfabric.sharing import emr as emr_module
 from medfabric.cli.main import cli
 from medfabric.consortium.connection import connect_as
 from medfabric.sharing.contracts import AccessLog
-from medfabric.crypto import SignedStatement, canonical_json, sign_statement
+from medfabric.crypto import canonical_json
 from medfabric.data_service.client import DataServiceClient, DataServiceError
 from medfabric.data_service.delivery import DeliveryRejected
 from medfabric.sharing.emr import (
@@ -43,7 +44,6 @@ from medfabric.sharing.emr import (
 )
 from medfabric.errors import MedfabricError
 from medfabric.gateway import GatewayError
-from medfabric.gateway.identity import X509Identity
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.data_service.record_service import STATEMENT_MAX_AGE_S
 from medfabric.sharing.session import Session
@@ -500,11 +500,12 @@ def test_forged_and_replayed_signed_requests_are_refused_and_logged(live, tmp_pa
             record_id, third.signed(action="fetch", record_id=record_id, decision_tx=decision_tx)),
         "but the TLS client certificate is doctor@": lambda: service.fetch(  # a statement sent in another's session
             record_id, third.signed(action="fetch", record_id=record_id, decision_tx=decision_tx)),
-        "signature does not verify": lambda: service.fetch(record_id, _altered(statement, record_id="another")),
-        "not issued by a trusted CA": lambda: service.fetch(record_id, _impersonating(third, live.reader.msp_id,
-                                                                                      record_id, decision_tx)),
-        f"older than {STATEMENT_MAX_AGE_S:g} s": lambda: service.fetch(record_id, _stale(reader, record_id,
-                                                                                        decision_tx)),
+        "signature does not verify": lambda: service.fetch(
+            record_id, altered_statement(statement, record_id="another")),
+        "not issued by a trusted CA": lambda: service.fetch(
+            record_id, impersonating_statement(third, live.reader.msp_id, record_id, decision_tx)),
+        f"older than {STATEMENT_MAX_AGE_S:g} s": lambda: service.fetch(
+            record_id, stale_statement(reader, record_id, decision_tx)),
         "not for action fetch": lambda: service.fetch(
             record_id, reader.signed(action="erase", record_id=record_id, decision_tx=decision_tx)),
         f"only users of {live.owner.msp_id} may erase": lambda: service.erase(
@@ -535,30 +536,6 @@ def test_forged_and_replayed_signed_requests_are_refused_and_logged(live, tmp_pa
                "the refusals of verified statements, on the public channel")
     assert live.key_file(live.owner, record_id).is_file()  # the forged erase erased nothing
     get_record(owner, record_id, tmp_path / "owner.json")
-
-
-def _altered(statement: dict, **changes: Any) -> dict:
-    """The signed statement with its content changed after signing."""
-    altered = json.loads(json.dumps(statement))
-    altered["statement"].update(changes)
-    return altered
-
-
-def _impersonating(signer: Session, claimed_msp: str, record_id: str, decision_tx: str) -> dict:
-    """A fetch signed with `signer`'s key and certificate but claiming another MSP."""
-    credentials = signer.credentials
-    claimed = X509Identity(claimed_msp, credentials.identity.certificate_pem)
-    return sign_statement({"action": "fetch", "record_id": record_id, "decision_tx": decision_tx},
-                          credentials.signer, claimed).to_dict()
-
-
-def _stale(signer: Session, record_id: str, decision_tx: str) -> dict:
-    """A well-signed fetch issued longer ago than a data service accepts: a captured request, replayed later."""
-    credentials = signer.credentials
-    fresh = SignedStatement.from_dict(signer.signed(action="fetch", record_id=record_id, decision_tx=decision_tx))
-    issued_at = datetime.now(timezone.utc) - timedelta(seconds=STATEMENT_MAX_AGE_S + 60)
-    unsigned = replace(fresh, issued_at=issued_at.isoformat(timespec="milliseconds"), signature=b"")
-    return replace(unsigned, signature=credentials.signer(hashlib.sha256(unsigned.signed_bytes()).digest())).to_dict()
 
 
 # -- nothing leaks -------------------------------------------------------------------------------------

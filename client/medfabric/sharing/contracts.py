@@ -42,6 +42,10 @@ class Consent:
     def revoke(self, grant_id: str) -> dict[str, Any]:
         return json.loads(self._contract.submit_transaction("RevokeGrant", grant_id))
 
+    def get_grant(self, grant_id: str) -> dict[str, Any]:
+        """The grant as this peer has it (GatewayError "grant <id> not found" before it arrives)."""
+        return json.loads(self._contract.evaluate_transaction("GetGrant", grant_id))
+
     def check_access(self, record_id: str, purpose: str = "treatment") -> tuple[dict[str, Any], str]:
         """The committed decision {decision, reason, grant_id, log_id} for the caller reading for `purpose` (a grant
         counts for its own purpose only), and its transaction id."""

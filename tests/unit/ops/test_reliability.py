@@ -51,7 +51,7 @@ def test_the_report_has_a_row_per_fault_and_the_errors_below():
 
 
 def test_an_unknown_fault_is_refused_before_anything_starts(tmp_path):
-    known = "leader-orderer, peer, local-peer, chaincode, data-service, refusal-flood, down-up"
+    known = "leader-orderer, peer, local-peer, chaincode, data-service, unauthorized-reads, refusal-flood, down-up"
     with pytest.raises(ValueError, match=f"unknown fault 'meteor' \\(known: {known}\\)"):
         run_reliability(tmp_path, ["peer", "meteor"], say=lambda line: None)
     assert list(tmp_path.iterdir()) == []
