@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 from fabric_protos.common import common_pb2
 
-from medfabric.bench.record_puts import RecordPuts
+from medfabric.bench.record_puts import RecordPuts, RecordReads
 from medfabric.bench.refusal_flood import run_refusal_flood
 from medfabric.bench.steady import BackToBack, SteadyLoad, Submit, recovery_seconds
 from medfabric.bench.unauthorized_reads import run_unauthorized_reads
@@ -66,6 +66,8 @@ RETRY_UP_S = 20.0
 FLOOD_S = 20.0
 UNAUTHORIZED_ROUNDS = 3
 PUT_CLIENTS = 4  # whole puts: each also seals and stores with the data service
+READ_CLIENTS = 2  # whole reads meanwhile (decide, fetch, verify, write), of READ_RECORDS records put first
+READ_RECORDS = 8
 _RECORD_NAMED = re.compile(r"\b(record) [A-Za-z0-9._:-]+")
 SWEPT = re.compile(r"orphan sweep: \d+ confirmed indexed, (\d+) destroyed")  # its log line (orphan_sweep)
 ORPHAN_GRACE_S = 20  # the data services' orphan grace here: well above a put's store-to-index time (~50 ms)
@@ -301,16 +303,26 @@ def chaincode(run: FaultRun) -> FaultResult:
 
 
 def data_service(run: FaultRun) -> FaultResult:
-    """hospital-a's data service killed while its doctors put whole records (seal, store, index) back to back;
-    afterwards every stored key against the ledger's index, and every index entry against the store."""
+    """hospital-a's data service killed while its doctors put whole records (seal, store, index) and read others
+    back to back; afterwards every stored key against the ledger's index, every index entry against the store,
+    and every file the reads wrote against its index entry."""
     name = data_service_name(run.domain)
 
     def kill_service() -> None:
-        run.say(f"data service: killing {name} while {PUT_CLIENTS} clients put records")
+        run.say(f"data service: killing {name} while {PUT_CLIENTS} clients put records and {READ_CLIENTS} read")
         run.kill(name)
 
-    puts, attempts, fault_at, _ = run.under_load(
-        kill_service, load=RecordPuts(run.topology, run.layout, run.domain, clients=PUT_CLIENTS))
+    puts = RecordPuts(run.topology, run.layout, run.domain, clients=PUT_CLIENTS)
+    with tempfile.TemporaryDirectory(prefix="medfabric-reads-") as folder:
+        reads = RecordReads(run.topology, run.layout, run.domain, puts.put_now(READ_RECORDS), Path(folder),
+                            clients=READ_CLIENTS)
+        reads.start()
+        try:
+            puts, attempts, fault_at, _ = run.under_load(kill_service, load=puts)
+        finally:
+            read_attempts = reads.stop()
+        partial = reads.partial_files()
+        files = len(list(Path(folder).iterdir()))
     # attempts: Submits, committed = put_record returned
     store = run.layout.node_data(name) / "keys"
     tried = {a.record_id for a in attempts}
@@ -335,6 +347,12 @@ def data_service(run: FaultRun) -> FaultResult:
     state = (f"orphan sweep destroyed {destroyed} payloads of puts cut short; "
              + (f"none left {settled_s:.0f} s after the kill" if swept else f"{len(left)} left (orphan {left[0]})")
              + f"; {len(without_payload)} index entries with no payload")
+    read_ok = sum(1 for a in read_attempts if a.committed)
+    read_errors = Counter(_error_kind(a.error) for a in read_attempts if not a.committed)
+    state += (f"; reads meanwhile: {read_ok} whole, {len(read_attempts) - read_ok} failed"
+              + (f" ({read_errors.most_common(1)[0][0]})" if read_errors else "")
+              + f", {len(partial)} of {files} files written not a whole record"
+              + (f" ({partial[0]})" if partial else ""))
     lost = sum(1 for a in ok if a.record_id not in indexed or a.record_id not in stored)
     return FaultResult(
         fault=f"kill a data service mid-put ({name})", load=f"whole puts (store + index), {PUT_CLIENTS} clients",

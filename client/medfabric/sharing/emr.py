@@ -311,7 +311,14 @@ def _read(session: Session, entry: dict[str, Any], out: Path, decide: Decide) ->
         raise AccessDenied(f"access to record {record_id} denied on {channel}: {decision['reason']} "
                            f"(logged as {decision['log_id']})")
     statement = session.signed(action="fetch", record_id=record_id, decision_tx=decision_tx)
-    delivery = session.data_service(owner.id).fetch(record_id, statement)
+    try:
+        delivery = session.data_service(owner.id).fetch(record_id, statement)
+    except DataServiceError as error:
+        if error.status is not None and error.status < 500:
+            raise
+        raise DataServiceError(f"fetching record {record_id} failed ({error}); nothing was written. Read it again "
+                               f"once the service answers: a new decision is taken (this one, {decision_tx}, "
+                               "stays on the access log)", error.status) from None
     try:
         plaintext = open_delivery(delivery, entry, decision_tx, session.credentials, session.ca_pems(owner.msp_id))
     except DeliveryRejected as rejection:

@@ -380,10 +380,14 @@ def test_an_unreachable_data_service_leaves_nothing_written(consortium, tmp_path
     record_id = put(consortium)
     consortium.stop_data_service("hospital-a")
 
-    with pytest.raises(DataServiceError, match="cannot reach the data service of hospital-a"):
+    with pytest.raises(DataServiceError, match="cannot reach the data service of hospital-a") as put_failed:
         put(consortium, data=PATIENT_RESOURCE)
-    with pytest.raises(DataServiceError, match="cannot reach"):
+    with pytest.raises(DataServiceError, match="cannot reach") as read_failed:
         get_record(consortium.session("hospital-a"), record_id, tmp_path / "out.json")
+
+    assert "nothing was indexed. Put it again" in str(put_failed.value)
+    assert "nothing was written. Read it again once the service answers" in str(read_failed.value)
+    assert put_failed.value.status is None and read_failed.value.status is None
 
     assert len(consortium.index_keys("hospital-a-local")) == 1 and len(consortium.index_keys("public")) == 1
     assert not (tmp_path / "out.json").exists()
