@@ -309,19 +309,24 @@ def reliability(faults: tuple[str, ...], fuzz_report: Path | None, as_json: bool
     leader orderer, a public and a local peer, a chaincode server, a data service mid-put, a refusal flood, the
     whole consortium down and up. Prints the table of committed, lost, recovery time, catch-up and, for hostile
     input, tried, refused and escaped; the report is in build/network/bench/reliability-<time>/."""
-    from medfabric_ops.reliability import FAULTS, run_reliability
+    from medfabric_ops.reliability import FAULTS, FaultsNotRun, UnknownFault, run_reliability
 
     chosen = list(faults) or list(FAULTS)
+    failure = None
     try:
         out = run_reliability(NetworkLayout.default().root / "bench", chosen,
                               say=lambda line: click.echo(line, err=True), fuzz_report=fuzz_report)
-    except ValueError as error:
+    except UnknownFault as error:
         raise click.UsageError(str(error)) from None
+    except FaultsNotRun as error:
+        out, failure = error.out, error
     if as_json:
         click.echo((out / "report.json").read_text(), nl=False)
     else:
         click.echo((out / "report.md").read_text(), nl=False)
         click.echo(f"report: {out / 'report.md'}")
+    if failure is not None:
+        raise click.ClickException(str(failure))
 
 
 @network.command()

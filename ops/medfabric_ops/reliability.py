@@ -368,7 +368,8 @@ def refusal_flood(run: FaultRun) -> FaultResult:
     statuses = ", ".join(f"{n} x {status}" for status, n in sorted(flood.flood_statuses.items()))
     before, during = flood.honest_before, flood.honest_during
     asked = before.count + during.count + len(flood.honest_failures)
-    note = (f"answers {statuses}; {flood.refusals_logged} refusals written to the access log; the granted "
+    note = (f"answers {statuses} (p50 {flood.flood_answers.p50_s} s, max {flood.flood_answers.max_s} s); "
+            f"{flood.refusals_logged} refusals written to the access log; the granted "
             f"requester's request p50 {before.p50_s} s (max {before.max_s}) before, {during.p50_s} s (max "
             f"{during.max_s}) during the flood, {len(flood.honest_failures)} of {asked} failed; CPU over the "
             f"flood: {flood.flood_cpu_s} s by the flooding process, {flood.service_cpu_s} s by the data service "
@@ -446,13 +447,26 @@ def fuzz_row(report: dict[str, Any]) -> FaultResult:
         inputs_tried=report["total_tried"], refusals=report["total_refused"], escapes=report["total_escapes"])
 
 
+class UnknownFault(ValueError):
+    """A fault name that FAULTS does not have."""
+
+
+class FaultsNotRun(RuntimeError):
+    """Some faults could not be run (their rows say why); the report of the others is in `out`."""
+
+    def __init__(self, message: str, out: Path):
+        super().__init__(message)
+        self.out = out
+
+
 def run_reliability(root: Path, faults: list[str], say: Callable[[str], None] = print,
                     fuzz_report: Path | None = None) -> Path:
     """Bring a consortium up, make each fault in turn, write the report (with the row of `fuzz_report`, a
-    tests/fuzz/contracts.py --json report, when given); the report folder."""
+    tests/fuzz/contracts.py --json report, when given); the report folder. A fault whose run fails gets a row
+    saying why, the others are run all the same, and FaultsNotRun is raised once the report is written."""
     unknown = sorted(set(faults) - set(FAULTS))
     if unknown:
-        raise ValueError(f"unknown fault '{unknown[0]}' (known: {', '.join(FAULTS)})")
+        raise UnknownFault(f"unknown fault '{unknown[0]}' (known: {', '.join(FAULTS)})")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = root / f"reliability-{stamp}"
     say(f"reliability: a consortium of its own at base port {BASE_PORT}, setting up")
@@ -461,16 +475,29 @@ def run_reliability(root: Path, faults: list[str], say: Callable[[str], None] = 
     with IsolatedConsortium(reliability_document(), out / "consortium", PROFILE) as consortium:
         tools = find_binaries(consortium.topology.fabric_version)
         run = FaultRun(consortium, tools, say)
+        not_run: list[str] = []
         for name in faults:
-            results.append(FAULTS[name](run))
+            try:
+                results.append(FAULTS[name](run))
+            except Exception as error:  # noqa: BLE001 - one fault's failure is its row; the others still run
+                reason = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
+                say(f"  {name}: the fault's run failed: {reason}")
+                not_run.append(name)
+                results.append(FaultResult(fault=f"{name}: NOT RUN", load="-", committed=0, failed=0, lost=0,
+                                           recovery_s=None, back_in_step=f"the fault's run failed: {reason}"))
+                continue
             say(f"  {results[-1].fault}: {results[-1].committed} committed, {results[-1].lost} lost, "
                 f"recovery {results[-1].recovery_s} s")
     if fuzz_report is not None:
         results.append(fuzz_row(json.loads(fuzz_report.read_text())))
     report = {"generated_at": stamp, "seconds": round(time.monotonic() - started, 1),
               "results": [asdict(r) for r in results]}
+    out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(report_markdown(results, report["seconds"]))
+    if not_run:
+        raise FaultsNotRun(f"{len(not_run)} of {len(faults)} faults could not be run ({', '.join(not_run)}): "
+                           f"see {out / 'report.md'}", out)
     return out
 
 

@@ -29,7 +29,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from medfabric.bench.unauthorized_reads import altered_statement, impersonating_statement, stale_statement
+from medfabric.bench.unauthorized_reads import (
+    altered_statement, impersonating_statement, run_unauthorized_reads, stale_statement
+)
 from medfabric.sharing import audit
 from medfabric.sharing import emr as emr_module
 from medfabric.cli.main import cli
@@ -536,6 +538,17 @@ def test_forged_and_replayed_signed_requests_are_refused_and_logged(live, tmp_pa
                "the refusals of verified statements, on the public channel")
     assert live.key_file(live.owner, record_id).is_file()  # the forged erase erased nothing
     get_record(owner, record_id, tmp_path / "owner.json")
+
+
+def test_every_kind_of_unauthorized_read_is_refused_for_its_own_reason_and_logged(live):
+    """The matrix `make reliability` counts (medfabric.bench.unauthorized_reads), once per kind."""
+    kinds = run_unauthorized_reads(live.topology, live.layout, rounds=1)
+
+    assert len(kinds) == 13
+    for kind in kinds:
+        assert (kind.tried, kind.refused, kind.escapes) == (1, 1, 0), kind
+        assert kind.logged == (None if kind.refused_by == "Fabric" else 1), kind
+    assert [k.kind for k in kinds if k.refused_by == "Fabric"] == ["outside the owner's local channel"]
 
 
 # -- nothing leaks -------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class FloodResult:
     honest_during: Latency
     honest_failures: list[str] = field(default_factory=list)
     flood_cpu_s: float = 0.0  # CPU seconds of the flood's process
+    flood_answers: Latency = Latency(0, 0.0, 0.0)  # how long the flood's requests took to be answered
     service_cpu_s: float | None = None  # of the flooded data service over the flood, when its pid was given
 
     @property
@@ -125,7 +126,7 @@ def run_refusal_flood(topology: Topology, layout: NetworkLayout, *, seconds: flo
             failures += failed
         stop.set()
         try:
-            statuses: dict[str, int] = answers.get(timeout=60)
+            statuses, flood_answers = answers.get(timeout=60)
         except queue.Empty:
             raise RuntimeError("the refusal flood's process did not report its answers") from None
         flood.join(30)
@@ -140,6 +141,7 @@ def run_refusal_flood(topology: Topology, layout: NetworkLayout, *, seconds: flo
     return FloodResult(seconds=round(elapsed, 1), flooders=flooders, flood_statuses=dict(statuses),
                        refusals_logged=len(logged), honest_before=Latency.of(before),
                        honest_during=Latency.of(during), honest_failures=failures, flood_cpu_s=round(flood_cpu, 1),
+                       flood_answers=flood_answers,
                        service_cpu_s=None if service_cpu is None else round(service_cpu, 1))
 
 
@@ -155,9 +157,12 @@ def _flood(topology_file: str, layout_root: str, flooder_id: str, owner_id: str,
         session = Session(topology, layout, domain, "doctor", gateway)
         service = session.data_service(owner_id)
 
+        answer_s: list[float] = []
+
         def flood() -> None:
             while not stop.is_set():
                 statement = session.signed(action="fetch", record_id=record_id, decision_tx=secrets.token_hex(32))
+                started = time.monotonic()
                 try:
                     service.fetch(record_id, statement)
                     outcome = "200"
@@ -165,13 +170,14 @@ def _flood(topology_file: str, layout_root: str, flooder_id: str, owner_id: str,
                     outcome = str(error.status) if error.status else "unreachable"
                 with lock:
                     statuses[outcome] += 1
+                    answer_s.append(time.monotonic() - started)
 
         threads = [threading.Thread(target=flood, name=f"flood-{n}", daemon=True) for n in range(flooders)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    answers.put(dict(statuses))
+    answers.put((dict(statuses), Latency.of(answer_s)))
 
 
 def _cpu_seconds(pid: int | None) -> float | None:

@@ -27,7 +27,10 @@ def test_alike_errors_are_counted_together():
     again = reliability._error_kind("EndorseError: chaincode chaincode.hospital-a unavailable (attempt 1)")
 
     assert first == again == "EndorseError: chaincode chaincode.hospital-a unavailable (attempt 1)"
-    assert len(reliability._error_kind("E: " + "word " * 100)) <= 160
+    assert len(reliability._error_kind("E: " + "word " * 100)) <= 200
+    assert reliability._error_kind("DataServiceError: storing record puts-1-000261 failed") == \
+        reliability._error_kind("DataServiceError: storing record puts-1-000262 failed") == \
+        "DataServiceError: storing record <id> failed"
 
 
 def test_the_report_has_a_row_per_fault_and_the_errors_below():
@@ -55,6 +58,40 @@ def test_an_unknown_fault_is_refused_before_anything_starts(tmp_path):
     with pytest.raises(ValueError, match=f"unknown fault 'meteor' \\(known: {known}\\)"):
         run_reliability(tmp_path, ["peer", "meteor"], say=lambda line: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fault_whose_run_fails_gets_its_row_and_the_others_still_run(tmp_path, monkeypatch):
+    class NoConsortium:  # the faults below touch no node
+        topology, layout = load_topology(), None
+
+        def __init__(self, *args):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def crashes(run):
+        raise KeyError("no such orderer")
+
+    def passes(run):
+        return FaultResult("kill nothing", "none", 10, 0, 0, 1.0, "in step")
+
+    monkeypatch.setattr(reliability, "IsolatedConsortium", NoConsortium)
+    monkeypatch.setattr(reliability, "find_binaries", lambda version: None)
+    monkeypatch.setattr(reliability, "FAULTS", {"crashes": crashes, "passes": passes})
+    said = []
+
+    with pytest.raises(reliability.FaultsNotRun, match=r"1 of 2 faults could not be run \(crashes\)") as failed:
+        run_reliability(tmp_path, ["crashes", "passes"], say=said.append)
+
+    text = (failed.value.out / "report.md").read_text()
+    assert "| crashes: NOT RUN | - | 0 | 0 | 0 | - | - | - | - | the fault's run failed: KeyError: 'no such orderer' |" \
+        in text
+    assert "| kill nothing | none | 10 | 0 | 0 | 1 |" in text
+    assert "  crashes: the fault's run failed: KeyError: 'no such orderer'" in said
 
 
 def test_a_hostile_row_shows_what_was_tried_refused_and_escaped():
