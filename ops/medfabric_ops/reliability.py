@@ -19,7 +19,8 @@ fault until a one-second window commits half the rate before it), and whether th
                      meanwhile (medfabric.bench.refusal_flood): throttled, logged within budget, the other unhurt
     down + up        the whole consortium stopped and started again mid-run
 
-The report goes to build/network/bench/reliability-<UTC time>/ (report.md, report.json).
+The report goes to build/network/bench/reliability-<UTC time>/ (report.md, report.json), with the nodes' logs
+(logs/), since the consortium itself is cleaned away.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import tempfile
 import time
@@ -488,6 +490,8 @@ def run_reliability(root: Path, faults: list[str], say: Callable[[str], None] = 
                 continue
             say(f"  {results[-1].fault}: {results[-1].committed} committed, {results[-1].lost} lost, "
                 f"recovery {results[-1].recovery_s} s")
+        if consortium.layout.logs.is_dir():  # kept: the consortium is not
+            shutil.copytree(consortium.layout.logs, out / "logs", dirs_exist_ok=True)
     if fuzz_report is not None:
         results.append(fuzz_row(json.loads(fuzz_report.read_text())))
     report = {"generated_at": stamp, "seconds": round(time.monotonic() - started, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.topology import load_topology
 from medfabric_ops import reliability
 from medfabric_ops.reliability import FaultResult, report_markdown, run_reliability
@@ -62,7 +63,7 @@ def test_an_unknown_fault_is_refused_before_anything_starts(tmp_path):
 
 def test_a_fault_whose_run_fails_gets_its_row_and_the_others_still_run(tmp_path, monkeypatch):
     class NoConsortium:  # the faults below touch no node
-        topology, layout = load_topology(), None
+        topology, layout = load_topology(), NetworkLayout(tmp_path / "no-consortium")
 
         def __init__(self, *args):
             pass
