@@ -51,6 +51,7 @@ from medfabric.crypto import (
 from medfabric.consortium.fabric_id import fabric_client_id
 from medfabric.fl.records import FlRecordId, parse_fl_record_id
 from medfabric.data_service.refusal_budget import RefusalBudget
+from medfabric.data_service.refusal_log import RefusalEntry, RefusalLog
 from medfabric.consortium.service_identity import Consortium, ServiceIdentity
 from medfabric.data_service.service_ledger import (
     ALLOW, AccessLedger, AuditSink, Decision, FlLedger, FlRecordFacts, GrantStanding, LedgerError, Requester
@@ -118,6 +119,7 @@ class RecordService:
         self._ledger = ledger
         self._audit = audit
         self._refusals = refusals or RefusalBudget()
+        self._refusal_log = RefusalLog(audit)  # refusals are logged without holding up their answer
         self._fl_ledger = fl_ledger
         self._pending = pending
         self._orphan_grace = orphan_grace
@@ -391,11 +393,18 @@ class RecordService:
             return
         if unlogged:
             reason = f"[{unlogged} earlier refusals of this requester over its budget not logged] {reason}"
-        try:
-            self._audit.log_access(action, trail.record_id, "failure", reason, trail.requester, trail.decision_tx,
-                                   break_glass=trail.break_glass)
-        except Exception as error:  # noqa: BLE001 - the refusal stands; the lost log entry is reported here
-            _log.error("access log unavailable for %s of record %s: %s", action, trail.record_id, error)
+        entry = RefusalEntry(action, trail.record_id, reason, trail.requester, trail.decision_tx, trail.break_glass)
+        if not self._refusal_log.submit(entry):
+            self._refusals.not_logged(requester)
+            _log.warning("%s of record %s not logged on the ledger: the refusal log is full", action, trail.record_id)
+
+    def flush_refusals(self) -> None:
+        """Return once every refusal so far is on the access log (or failed to get there)."""
+        self._refusal_log.flush()
+
+    def close(self) -> None:
+        """Write the refusals still queued, then stop the refusal log's thread."""
+        self._refusal_log.close()
 
 
 def _refusal(decision: Decision | None, record_id: str, requester: Requester, now: datetime) -> str | None:

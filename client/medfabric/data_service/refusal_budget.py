@@ -12,6 +12,10 @@ ledger for each. Two budgets bound that, both a burst and then a steady rate:
   client's refusals are over it, its requests are answered 429 at once, with
   no ledger read and no statement check, until its bucket refills; the other
   clients are not slowed.
+
+The refusals that are logged are written by a thread of their own
+(medfabric.data_service.refusal_log), so a refused request never waits for
+its entry's commit.
 """
 
 from __future__ import annotations
@@ -83,6 +87,11 @@ class RefusalBudget:
             bucket.tokens -= 1
             unlogged, bucket.unlogged = bucket.unlogged, 0
             return unlogged
+
+    def not_logged(self, requester: Hashable) -> None:
+        """A refusal admit() let through could not be logged after all: counted with the unlogged ones."""
+        with self._buckets.lock:
+            self._buckets.bucket(requester).unlogged += 1
 
 
 class RefusalGate:

@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_sweeping.set()
             server.server_close()
             sweeper.join(timeout=10)
+            service.close()
     return 0
 
 

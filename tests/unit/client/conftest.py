@@ -63,7 +63,10 @@ class FakeConsortium:
         server.server_close()
 
     def log(self, channel: str) -> list[dict]:
-        """The channel's access-log entries, read straight from its world state, in key (time) order."""
+        """The channel's access-log entries, read straight from its world state, in key (time) order (once the
+        data services have written the refusals they queued)."""
+        for service in self.services.values():
+            service.flush_refusals()
         return [json.loads(value) for (_, key), value in sorted(self.fabric.world_state(channel).items())
                 if key.startswith("\x00log\x00")]
 
@@ -102,6 +105,8 @@ def consortium(crypto_layout, tmp_path) -> FakeConsortium:
     yield running
     for domain_id in list(running.servers):
         running.stop_data_service(domain_id)
+    for service in services:
+        service.close()
     fabric.close()
 
 

@@ -198,6 +198,7 @@ class Running:
     audit: RecordingAudit
     users: Users
     network: Network
+    service: RecordService
 
     def call(self, method: str, path: str, body: Any = None, caller: tuple[str, str] | None = None) -> Answer:
         """One request over TLS as `caller` (domain id, user); by default as the signer of the body's statement."""
@@ -211,6 +212,7 @@ class Running:
             text = response.read().decode()
         finally:
             connection.close()
+        self.service.flush_refusals()  # a refusal's log entry is written after its answer: wait for it
         return Answer(response.status, json.loads(text), text)
 
     def _signer(self, body: Any) -> tuple[str, str] | None:
@@ -278,11 +280,12 @@ def served(network: Network, users: Users, store_dir, ledger: AccessLedger,
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Running(server.server_address[1], store_dir, ledger, audit, users, network)
+        yield Running(server.server_address[1], store_dir, ledger, audit, users, network, service)
     finally:
         server.shutdown()
         thread.join(10)
         server.server_close()
+        service.close()
 
 
 @pytest.fixture
