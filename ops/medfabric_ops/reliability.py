@@ -363,7 +363,8 @@ def data_service(run: FaultRun) -> FaultResult:
 
 
 def refusal_flood(run: FaultRun) -> FaultResult:
-    """One requester floods hospital-a's data service with fetches naming no decision; another, granted, reads."""
+    """One requester floods hospital-a's data service with fetches naming decisions that do not exist; another,
+    granted, reads."""
     service = {s.name: s for s in Supervisor(run.layout).status()}.get(data_service_name(run.domain))
     flood = run_refusal_flood(run.topology, run.layout, seconds=FLOOD_S, say=run.say,
                               service_pid=service.pid if service else None)
@@ -379,7 +380,8 @@ def refusal_flood(run: FaultRun) -> FaultResult:
     if flood.honest_failures:
         note += f" ({flood.honest_failures[0]})"
     return FaultResult(
-        fault="refusal flood from one requester", load=f"signed fetches naming no decision, {flood.flooders} "
+        fault="refusal flood from one requester",
+        load=f"signed fetches naming decisions that do not exist, {flood.flooders} "
         f"threads, {flood.seconds:g} s", committed=0, failed=len(flood.honest_failures), lost=0, recovery_s=None,
         back_in_step=note, inputs_tried=flood.flood_requests,
         refusals=flood.flood_statuses.get("403", 0) + flood.flood_statuses.get("429", 0), escapes=flood.escapes)

@@ -10,7 +10,8 @@ its data-service user's TLS certificate and takes only callers with a client cer
 consortium's TLS CAs; that caller must have signed the request's statement. Bodies and answers are JSON;
 errors are {"error": "<one line>"}: 400 malformed, 403 refused, 404 unknown, 409 stored data fails its check,
 410 erased, 413 too large, 429 too many refused requests from this client (Retry-After), 503 ledger or access
-log unavailable. The rules: medfabric.data_service.record_service; the ledger protocols:
+log unavailable. A client's requests are worked on at most eight at a time, the rest waiting their turn
+(medfabric.data_service.fair_share). The rules: medfabric.data_service.record_service; the ledger protocols:
 medfabric.data_service.service_ledger, over Fabric in medfabric.data_service.ledger_access.
 A thread destroys payloads whose put never completed (stored, never indexed: medfabric.data_service.orphan_sweep).
 The access log lines (stderr) name method, path, status and the TLS client only: never a payload, key or
@@ -48,6 +49,7 @@ from medfabric.consortium.connection import connect_as
 from medfabric.consortium.layout import NetworkLayout
 from medfabric.consortium.service_identity import SERVICE_USER, Consortium, ServiceIdentity
 from medfabric.consortium.topology import TopologyError, load_topology
+from medfabric.data_service.fair_share import FairShare
 from medfabric.data_service.ledger_access import (
     LedgerAccessDecisions, LedgerAuditSink, LedgerEmrIndex, LedgerFlRecords
 )
@@ -74,9 +76,12 @@ class _JsonLine(JSONResponse):
         return json.dumps(content, separators=(",", ":")).encode() + b"\n"
 
 
-def create_app(service: RecordService, cas: ConsortiumTlsCas, gate: RefusalGate | None = None) -> Starlette:
-    """The service's routes; every request needs a TLS client certificate of the consortium (`cas`)."""
+def create_app(service: RecordService, cas: ConsortiumTlsCas, gate: RefusalGate | None = None,
+               share: FairShare | None = None) -> Starlette:
+    """The service's routes; every request needs a TLS client certificate of the consortium (`cas`). A client's
+    requests go to the worker threads a few at a time (`share`), so that no client takes them all."""
     gate = gate or RefusalGate()
+    share = share or FairShare()
 
     async def answer(request: Request, handle: Handler) -> JSONResponse:
         peer = _tls_peer(request, cas)
@@ -91,7 +96,8 @@ def create_app(service: RecordService, cas: ConsortiumTlsCas, gate: RefusalGate 
         if isinstance(body, JSONResponse):
             gate.refused(peer)
             return _logged(request, peer, body)
-        reply = await run_in_threadpool(handle, body, peer)
+        async with share.slot(peer):
+            reply = await run_in_threadpool(handle, body, peer)
         if 400 <= reply.status < 500:
             gate.refused(peer)
         return _logged(request, peer, _JsonLine(reply.body, reply.status))
