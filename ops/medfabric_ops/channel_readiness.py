@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import http.client
 import logging
+import time
 from collections import Counter
-from typing import Iterable
+from typing import Callable, Iterable
 
 from medfabric.consortium.topology import Channel, Topology
 from medfabric.prometheus import parse_samples
@@ -115,13 +116,62 @@ def _readiness(channel: Channel) -> tuple[str | None, list[str]]:
     return None, behind
 
 
+_log = logging.getLogger(__name__)
 _OWN_VIEW_CHANGE = "in a view change to view"
+REJOIN_TIMEOUT_S = 90.0
+REJOIN_MARGIN_S = 3.0  # beyond the heartbeat timeout, before a rejoined consenter counts as in step
+REJOIN_POLL_S = 1.0
 
 
 def stuck_in_view_change(stragglers: Iterable[str]) -> list[str]:
     """The host names of those `stragglers` (lines as wait_until_ready returns them) that sit in a view change of
     their own, sorted: SmartBFT leaves such a consenter there for good; restarted, it syncs."""
     return sorted({line.split(":", 1)[0] for line in stragglers if f": {_OWN_VIEW_CHANGE} " in line})
+
+
+def alive_consenters(channel: Channel) -> set[str]:
+    """The host names of the channel's orderers whose operations endpoint answers now."""
+    return {orderer.host_name for orderer in channel.orderers if read_metrics(orderer.operations_address)}
+
+
+def settle_rejoined(topology: Topology, channel: Channel, rejoined: set[str], restart: Callable[[str], None],
+                    *, restarts: int = 2, timeout: float = REJOIN_TIMEOUT_S,
+                    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+                    ) -> list[str]:
+    """Wait until each consenter of `rejoined` (started again into a SmartBFT channel that went on without
+    it) has been in the quorum for a heartbeat timeout and more without a break: before that, one that got no
+    heartbeat in time complains alone and stays in a view change of its own for good (seen after a leader was
+    killed and restarted). Such a one is restarted, at most `restarts` times; the lines of those still out
+    after `timeout` are returned."""
+    hold = channel.ordering.smartbft.timeout_ms("leader_heartbeat_timeout") / 1000 + REJOIN_MARGIN_S
+    deadline = clock() + timeout
+    in_step_since: dict[str, float] = {}
+    left = restarts
+    while True:
+        now = clock()
+        not_ready_reason, behind = _readiness(channel)
+        if not_ready_reason is not None:  # no quorum to be in: none of them is in step
+            out = {host: f"{host}: not in step, {not_ready_reason}" for host in rejoined}
+        else:
+            out = {line.split(":", 1)[0]: line for line in behind if line.split(":", 1)[0] in rejoined}
+        for host in rejoined:
+            if host in out:
+                in_step_since.pop(host, None)
+            else:
+                in_step_since.setdefault(host, now)
+        if all(now - in_step_since.get(host, now) >= hold for host in rejoined) and not out:
+            return []
+        stuck = stuck_in_view_change(out.values())
+        if stuck and left:
+            left -= 1
+            for host in stuck:
+                _log.warning("%s sits in a view change of its own on %s: restarting it", host, channel.name)
+                restart(host)
+                in_step_since.pop(host, None)
+            continue
+        if clock() > deadline:
+            return sorted(out.values())
+        sleep(REJOIN_POLL_S)
 
 
 def bft_quorum(consenters: int) -> int:
@@ -145,7 +195,7 @@ def wait_until_ready(topology: Topology, channels: Iterable[Channel], timeout: f
             raise ChannelNotReadyError(f"channel {channel.name} not ready after {timeout:g}s: {last[0][0]}")
         behind += last[0][1]
     for line in behind:
-        logging.getLogger(__name__).warning(line)
+        _log.warning(line)
     return behind
 
 

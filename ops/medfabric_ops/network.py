@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ from medfabric.consortium.topology import Channel, Orderer, Peer, Topology
 
 from . import crypto_material, render
 from .binaries import FabricBinaries, FabricCommandError, FabricTools
-from .channel_readiness import stuck_in_view_change, wait_until_ready
+from .channel_readiness import alive_consenters, settle_rejoined, stuck_in_view_change, wait_until_ready
 from .channel import PeerAdmin, create_genesis_block, join_orderers, join_peers
 from .data_services import data_service_name, ready_probe, start_data_service
 from .lifecycle import chaincode_process_name, committed_sequences, deploy, install, start_chaincode_server
@@ -41,6 +42,7 @@ from .process import Probe, ProcessStatus, Supervisor, all_of, child_env, http_o
 from .render.files import write_json
 
 READY_TIMEOUT = 60.0
+_log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
 
 Item = TypeVar("Item")
@@ -175,6 +177,8 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defa
         check_tuning(topology, layout)
         created = [channel for channel in topology.channels if create_genesis_block(tools, layout, channel)]
         record_tuning(topology, layout, created)
+    bft_channels = [channel for channel in topology.channels if channel.ordering.consensus == "bft"]
+    running_before = {channel.name: alive_consenters(channel) for channel in bft_channels}
     with step("start orderers"):
         nodes.start_orderers()
     with step("join orderers"):
@@ -194,6 +198,13 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defa
             for host_name in stuck:
                 nodes.restart_orderer(host_name)
             wait_until_ready(topology, topology.channels, READY_TIMEOUT)
+    for channel in bft_channels:
+        consenters = {orderer.host_name for orderer in channel.orderers}
+        rejoined = (consenters - running_before[channel.name]) | (consenters & set(stuck))
+        if rejoined and rejoined != consenters:  # started again into a channel that went on without them
+            with step(f"rejoined consenters in step ({channel.name})"):
+                for line in settle_rejoined(topology, channel, rejoined, nodes.restart_orderer):
+                    _log.warning(line)
     with step("start chaincode servers"):
         nodes.start_chaincode_servers(package_ids)
     with step("install chaincode"):

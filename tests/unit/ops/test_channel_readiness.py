@@ -135,3 +135,84 @@ def test_waiting_names_the_channel_and_what_was_missing(topology, metrics):
     local = channel(topology, "hospital-b-local")
     with pytest.raises(ChannelNotReadyError, match=r"channel hospital-b-local not ready after 0\.2s: .*no Raft leader"):
         channel_readiness.wait_until_ready(topology, [local], timeout=0.2)
+
+
+class FakeTime:
+    """A clock that moves only when slept."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def in_step_public(topology, metrics):
+    public = channel(topology, "public")
+    for orderer in public.orderers:
+        metrics[orderer.operations_address] = consenter(2, current=1, following=1)
+    for peer in public.peers:
+        metrics[peer.operations_address] = {("ledger_blockchain_height", "public"): 9}
+    return public
+
+
+def test_a_rejoined_consenter_counts_in_step_once_it_has_stayed_so_past_a_heartbeat_timeout(topology, metrics):
+    public = in_step_public(topology, metrics)
+    time = FakeTime()
+    restarted = []
+
+    left = channel_readiness.settle_rejoined(topology, public, {public.orderers[0].host_name}, restarted.append,
+                                             clock=time.clock, sleep=time.sleep)
+
+    assert left == [] and restarted == []
+    heartbeat_s = public.ordering.smartbft.timeout_ms("leader_heartbeat_timeout") / 1000
+    assert time.now >= heartbeat_s + channel_readiness.REJOIN_MARGIN_S  # it was watched that long
+
+
+def test_a_rejoined_consenter_alone_in_a_view_change_is_restarted_until_it_follows(topology, metrics):
+    public = in_step_public(topology, metrics)
+    rejoined = public.orderers[0]
+    metrics[rejoined.operations_address] = consenter(2, current=1, following=2)  # complained alone
+    time = FakeTime()
+    restarted = []
+
+    def restart(host: str) -> None:
+        restarted.append(host)
+        metrics[rejoined.operations_address] = consenter(2, current=1, following=1)  # synced, follows
+
+    left = channel_readiness.settle_rejoined(topology, public, {rejoined.host_name}, restart, clock=time.clock,
+                                             sleep=time.sleep)
+
+    assert left == [] and restarted == [rejoined.host_name]
+
+
+def test_a_rejoined_consenter_that_stays_out_is_named_after_its_restarts(topology, metrics):
+    public = in_step_public(topology, metrics)
+    rejoined = public.orderers[0]
+    metrics[rejoined.operations_address] = consenter(2, current=1, following=2)
+    time = FakeTime()
+    restarted = []
+
+    left = channel_readiness.settle_rejoined(topology, public, {rejoined.host_name}, restarted.append,
+                                             restarts=2, timeout=30, clock=time.clock, sleep=time.sleep)
+
+    assert restarted == [rejoined.host_name] * 2
+    assert left == [f"{rejoined.host_name}: in a view change to view 2 of its own on public (the others follow "
+                    "leader 2); the channel orders without it"]
+    assert time.now > 30
+
+
+def test_no_rejoined_consenter_is_in_step_while_the_channel_has_no_quorum(topology, metrics):
+    public = in_step_public(topology, metrics)
+    for orderer in public.orderers[1:3]:
+        metrics[orderer.operations_address] = consenter(2, current=1, following=2)  # a view change under way
+    time = FakeTime()
+
+    left = channel_readiness.settle_rejoined(topology, public, {public.orderers[0].host_name}, lambda host: None,
+                                             timeout=20, clock=time.clock, sleep=time.sleep)
+
+    assert left == [f"{public.orderers[0].host_name}: not in step, {public.orderers[1].host_name}, "
+                    f"{public.orderers[2].host_name}: view change in progress on public"]
