@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from medfabric.cli.main import one_line
 from medfabric.consortium.connection import connect_as
+from medfabric.sharing import audit
 from medfabric.sharing.demo import demo_entry
+from medfabric.sharing.emr import grant
 from medfabric.sharing.emr_index import EmrIndex
 from medfabric.gateway import GatewayError
+from medfabric.sharing.session import Session
 
 pytestmark = pytest.mark.integration
 
@@ -114,17 +118,28 @@ def test_duplicate_record_is_rejected(consortium):
             index.put(entry)
 
 
-def test_down_then_up_keeps_every_record(consortium, ops):
+def test_down_then_up_keeps_every_record_grant_and_log_entry(consortium, ops):
     topology, layout, _env = consortium
-    owner = topology.domains[0]
+    owner, grantee = topology.domains[0], topology.domains[1]
+    public = topology.public_channel.name
     written = {}
     with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
-        for channel in (owner.local_channel, topology.public_channel.name):
+        for channel in (owner.local_channel, public):
             entry = _entry(owner.id)
             written[channel] = EmrIndex(gateway.get_network(channel)).put(entry)
+        session = Session(topology, layout, owner, "doctor", gateway)
+        record_id = written[public]["record_id"]
+        granted = grant(session, record_id, grantee.id, "treatment", datetime.now(timezone.utc) + timedelta(hours=1))
+        logged = audit.log(session, public, record_id)
+    assert any(entry["action"] == "grant" for entry in logged)
     assert ops("down").returncode == 0
     restarted = ops("up")
     assert restarted.returncode == 0, restarted.stderr
     with connect_as(owner.id, "doctor", topology=topology, layout=layout) as gateway:
         for channel, stored in written.items():
             assert EmrIndex(gateway.get_network(channel)).get(stored["record_id"]) == stored
+        session = Session(topology, layout, owner, "doctor", gateway)
+        kept = session.consent(public).get_grant(granted["grant_id"])
+        assert {key: kept[key] for key in ("grant_id", "record_id", "grantee_msp", "expires", "revoked")} == \
+            {key: granted[key] for key in ("grant_id", "record_id", "grantee_msp", "expires", "revoked")}
+        assert audit.log(session, public, record_id)[:len(logged)] == logged
