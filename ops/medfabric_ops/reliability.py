@@ -11,8 +11,8 @@ fault until a one-second window commits half the rate before it), and whether th
                      ledger against hospital-a's duty peer's afterwards, every record read back through it
     local peer       hospital-a's second peer, under a load on hospital-a's local channel; the same checks
     chaincode        hospital-a's chaincode server (CCaaS): the errors clients saw
-    data service     hospital-a's data service, under whole puts (seal, store, index): orphans and entries
-                     without payload afterwards
+    data service     hospital-a's data service, under whole puts (seal, store, index) and whole reads: the
+                     orphan sweep's work, entries without payload, and every file the reads wrote
     unauthorized     every kind of read that must fail (medfabric.bench.unauthorized_reads), each tried and
       reads          its denial looked for in the access log
     refusal flood    one requester's refused fetches as fast as it can send them, another's granted requests
