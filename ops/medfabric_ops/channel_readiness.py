@@ -126,7 +126,12 @@ REJOIN_POLL_S = 1.0
 def stuck_in_view_change(stragglers: Iterable[str]) -> list[str]:
     """The host names of those `stragglers` (lines as wait_until_ready returns them) that sit in a view change of
     their own, sorted: SmartBFT leaves such a consenter there for good; restarted, it syncs."""
-    return sorted({line.split(":", 1)[0] for line in stragglers if f": {_OWN_VIEW_CHANGE} " in line})
+    return sorted({_host(line) for line in stragglers if f": {_OWN_VIEW_CHANGE} " in line})
+
+
+def _host(line: str) -> str:
+    """The host name a straggler line (or a not-in-step line) begins with."""
+    return line.split(":", 1)[0]
 
 
 def alive_consenters(channel: Channel) -> set[str]:
@@ -134,7 +139,7 @@ def alive_consenters(channel: Channel) -> set[str]:
     return {orderer.host_name for orderer in channel.orderers if read_metrics(orderer.operations_address)}
 
 
-def settle_rejoined(topology: Topology, channel: Channel, rejoined: set[str], restart: Callable[[str], None],
+def settle_rejoined(channel: Channel, rejoined: set[str], restart: Callable[[str], None],
                     *, restarts: int = 2, timeout: float = REJOIN_TIMEOUT_S,
                     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
                     ) -> list[str]:
@@ -153,13 +158,13 @@ def settle_rejoined(topology: Topology, channel: Channel, rejoined: set[str], re
         if not_ready_reason is not None:  # no quorum to be in: none of them is in step
             out = {host: f"{host}: not in step, {not_ready_reason}" for host in rejoined}
         else:
-            out = {line.split(":", 1)[0]: line for line in behind if line.split(":", 1)[0] in rejoined}
+            out = {_host(line): line for line in behind if _host(line) in rejoined}
         for host in rejoined:
             if host in out:
                 in_step_since.pop(host, None)
             else:
                 in_step_since.setdefault(host, now)
-        if all(now - in_step_since.get(host, now) >= hold for host in rejoined) and not out:
+        if not out and all(now - in_step_since[host] >= hold for host in rejoined):
             return []
         stuck = stuck_in_view_change(out.values())
         if stuck and left:

@@ -203,7 +203,7 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defa
         rejoined = (consenters - running_before[channel.name]) | (consenters & set(stuck))
         if rejoined and rejoined != consenters:  # started again into a channel that went on without them
             with step(f"rejoined consenters in step ({channel.name})"):
-                for line in settle_rejoined(topology, channel, rejoined, nodes.restart_orderer):
+                for line in settle_rejoined(channel, rejoined, nodes.restart_orderer):
                     _log.warning(line)
     with step("start chaincode servers"):
         nodes.start_chaincode_servers(package_ids)

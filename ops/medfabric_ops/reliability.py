@@ -70,7 +70,7 @@ UNAUTHORIZED_ROUNDS = 3
 PUT_CLIENTS = 4  # whole puts: each also seals and stores with the data service
 READ_CLIENTS = 2  # whole reads meanwhile (decide, fetch, verify, write), of READ_RECORDS records put first
 READ_RECORDS = 8
-_RECORD_NAMED = re.compile(r"\b(record) [A-Za-z0-9._:-]+")
+_RECORD_NAMED = re.compile(r"\brecord [A-Za-z0-9._:-]+")
 SWEPT = re.compile(r"orphan sweep: \d+ confirmed indexed, (\d+) destroyed")  # its log line (orphan_sweep)
 ORPHAN_GRACE_S = 20  # the data services' orphan grace here: well above a put's store-to-index time (~50 ms)
 
@@ -435,7 +435,7 @@ FAULTS: dict[str, Callable[[FaultRun], FaultResult]] = {
 def _error_kind(error: str) -> str:
     """An error's class and first words, record ids left out: alike errors counted together."""
     kind, _, message = error.partition(": ")
-    message = _RECORD_NAMED.sub(r"\1 <id>", message)
+    message = _RECORD_NAMED.sub("record <id>", message)
     return f"{kind}: {' '.join(message.split()[:18])}"[:200]
 
 

@@ -36,6 +36,7 @@ from medfabric.data_service.record_service import STATEMENT_MAX_AGE_S
 from medfabric.errors import MedfabricError
 from medfabric.gateway import GatewayError
 from medfabric.gateway.identity import X509Identity
+from medfabric.polling import awaited
 from medfabric.sharing import audit
 from medfabric.sharing.demo import SAMPLE_OBSERVATION
 from medfabric.sharing.emr import AccessDenied, get_record, grant, prepare_payload, put_record, request, revoke
@@ -71,7 +72,6 @@ class _Kind:
     attempt: Callable[[str], None]  # given a fresh record: raises if refused
     refusal: tuple[type[Exception], ...]
     log: tuple[str, str] | None  # (channel, substring of the denial's reason) it must leave
-    outsider: bool = False  # Fabric's refusal, which a just-started gateway's discovery error must not mask
 
 
 def run_unauthorized_reads(topology: Topology, layout: NetworkLayout, *, rounds: int = 3,
@@ -101,7 +101,7 @@ def run_unauthorized_reads(topology: Topology, layout: NetworkLayout, *, rounds:
         def granted(record_id: str, *, seconds: float = 3600, purpose: str = "treatment") -> dict[str, Any]:
             until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
             made = grant(owner_s, record_id, reader.id, purpose, until, "doctor")
-            _until(lambda: all(_has_grant(s, public, made["grant_id"]) for s in peers), "the grant on every peer")
+            _until(lambda: all(_grant(s, public, made["grant_id"]) for s in peers), "the grant on every peer")
             return made
 
         def allowed_decision(record_id: str) -> str:
@@ -117,7 +117,8 @@ def run_unauthorized_reads(topology: Topology, layout: NetworkLayout, *, rounds:
         def revoked(record_id: str) -> None:
             made = granted(record_id)
             revoke(owner_s, made["grant_id"])
-            _until(lambda: all(_grant_revoked(s, public, made["grant_id"]) for s in peers), "the revoke everywhere")
+            _until(lambda: all((_grant(s, public, made["grant_id"]) or {}).get("revoked") for s in peers),
+                   "the revoke everywhere")
             request(reader_s, record_id, owner.id, out)
 
         def expired(record_id: str) -> None:
@@ -156,7 +157,7 @@ def run_unauthorized_reads(topology: Topology, layout: NetworkLayout, *, rounds:
             _Kind("revoked grant", "ledger", revoked, denied, (public, "revoked")),
             _Kind("expired grant", "ledger", expired, denied, (public, "expired")),
             _Kind("outside the owner's local channel", "Fabric",
-                  lambda r: reader_s.consent(local).check_access(r), fabric_refusal, None, outsider=True),
+                  lambda r: reader_s.consent(local).check_access(r), fabric_refusal, None),
             _Kind("a decision of another requester", "data service", others_decision, refused,
                   (public, "the decision is for another requester")),
             _Kind("a replayed statement", "data service", replayed, refused, (local, "seen before")),
@@ -184,7 +185,7 @@ def run_unauthorized_reads(topology: Topology, layout: NetworkLayout, *, rounds:
                 tried_on.append(record_id)
                 result.tried += 1
                 try:
-                    if kind.outsider:
+                    if kind.refused_by == "Fabric":  # a discovery error is its refusal: not retried
                         kind.attempt(record_id)
                     else:
                         _while_discovering(lambda: kind.attempt(record_id))
@@ -255,18 +256,12 @@ def _check_owner_still_reads(owner: Session, record_ids: list[str], folder: Path
         get_record(owner, record_id, folder / f"{record_id}.json")
 
 
-def _has_grant(session: Session, channel: str, grant_id: str) -> bool:
+def _grant(session: Session, channel: str, grant_id: str) -> dict[str, Any] | None:
+    """The grant as the session's peer has it; None before it arrives there."""
     try:
-        return bool(session.consent(channel).get_grant(grant_id))
+        return session.consent(channel).get_grant(grant_id)
     except GatewayError:
-        return False
-
-
-def _grant_revoked(session: Session, channel: str, grant_id: str) -> bool:
-    try:
-        return bool(session.consent(channel).get_grant(grant_id).get("revoked"))
-    except GatewayError:
-        return False
+        return None
 
 
 def _while_discovering(attempt: Callable[[], None], timeout: float = DISCOVERY_WAIT_S) -> None:
@@ -283,8 +278,6 @@ def _while_discovering(attempt: Callable[[], None], timeout: float = DISCOVERY_W
 
 
 def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not seen within {timeout:g} s: {what}")
-        time.sleep(0.2)
+    """Return once `condition()` holds (medfabric.polling.awaited); RuntimeError naming `what` after `timeout`."""
+    if awaited(lambda: True if condition() else None, timeout) is None:
+        raise RuntimeError(f"not seen within {timeout:g} s: {what}")

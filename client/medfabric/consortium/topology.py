@@ -51,6 +51,7 @@ _CHAINCODE_NAME = re.compile(r"^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$")
 _CHAINCODE_VERSION = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _CONSENSUS = ("raft", "bft")
 _PROFILE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+DEFAULT_ORPHAN_GRACE_MS = 600_000  # data_services.orphan_grace when the topology sets none
 DEFAULT_PROFILE = "default"  # the values written in the file, outside `profiles:`
 # What a profile may set: the tuning knobs, by section.
 _CHANNEL_KNOBS = ("batch_timeout", "max_message_count", "smartbft")
@@ -229,7 +230,7 @@ class Topology:
     baseline: Chaincode | None = None  # the Node baseline, when the topology deploys it
     tuning: Tuning = Tuning(DEFAULT_PROFILE, 500)
     profiles: tuple[str, ...] = ()  # the profile names the file defines
-    orphan_grace_ms: int = 600_000  # data_services.orphan_grace: a store not indexed by then is destroyed
+    orphan_grace_ms: int = DEFAULT_ORPHAN_GRACE_MS  # data_services.orphan_grace (a store not indexed by then goes)
 
     @property
     def chaincodes(self) -> tuple[Chaincode, ...]:
@@ -327,9 +328,10 @@ def parse_topology(raw: Any, source: Path | None = None, profile: str | None = N
     baseline_doc = doc.optional_mapping("baseline")
     gateway_doc = doc.optional_mapping("peer_gateway")
     services_doc = doc.optional_mapping("data_services")
-    orphan_grace_ms = 600_000
+    orphan_grace_ms = DEFAULT_ORPHAN_GRACE_MS
     if services_doc is not None:
-        orphan_grace_ms = services_doc.duration_ms("orphan_grace", default="600s", maximum_ms=86_400_000)
+        orphan_grace_ms = services_doc.duration_ms("orphan_grace", default=f"{DEFAULT_ORPHAN_GRACE_MS}ms",
+                                                   maximum_ms=86_400_000)
         services_doc.reject_unknown()
     profiles = _parse_profiles(doc.optional_mapping("profiles"))
     doc.reject_unknown()

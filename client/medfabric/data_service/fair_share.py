@@ -17,9 +17,16 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import AsyncIterator, Hashable
 
 PER_CLIENT = 8
+
+
+@dataclass
+class _Client:
+    slots: asyncio.Semaphore
+    requests: int = field(default=0)  # in a slot or waiting for one
 
 
 class FairShare:
@@ -29,19 +36,19 @@ class FairShare:
         if per_client < 1:
             raise ValueError("a fair share needs at least one slot per client")
         self.per_client = per_client
-        self._slots: dict[Hashable, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._slots: dict[Hashable, _Client] = {}
 
     @asynccontextmanager
     async def slot(self, client: Hashable) -> AsyncIterator[None]:
         """Hold one of `client`'s slots (waiting for one if all are taken) for the block's duration."""
-        semaphore, users = self._slots.setdefault(client, (asyncio.Semaphore(self.per_client), [0]))
-        users[0] += 1
+        held = self._slots.setdefault(client, _Client(asyncio.Semaphore(self.per_client)))
+        held.requests += 1
         try:
-            async with semaphore:
+            async with held.slots:
                 yield
         finally:
-            users[0] -= 1
-            if not users[0]:
+            held.requests -= 1
+            if not held.requests:
                 del self._slots[client]
 
     def clients(self) -> int:

@@ -30,10 +30,10 @@ from medfabric.gateway import Gateway, GatewayError
 from medfabric.consortium.service_identity import Consortium
 from medfabric.data_service.service_ledger import Decision, FlRecordFacts, GrantStanding, LedgerError, Requester
 from medfabric.fl.records import GLOBAL
+from medfabric.sharing.emr_index import EmrIndex
 from medfabric.polling import awaited
 
 CONSENT_CONTRACT = "consent"
-EMR_INDEX_CONTRACT = "emr_index"
 ACCESS_LOG_CONTRACT = "access_log"
 FL_CONTRACT = "fl"
 DECISIONS = ("allow", "deny")
@@ -82,23 +82,20 @@ class LedgerAccessDecisions:
 
 
 class LedgerEmrIndex:
-    """IndexLedger over emr_index:GetRecord."""
+    """IndexLedger over the client's EmrIndex.find (emr_index:GetRecord), its failures as LedgerError."""
 
     def __init__(self, gateway: Gateway, chaincode_name: str = CHAINCODE_NAME):
         self._gateway = gateway
         self._chaincode_name = chaincode_name
 
     def index_entry(self, channel: str, record_id: str) -> dict[str, Any] | None:
-        contract = self._gateway.get_network(channel).get_contract(self._chaincode_name, EMR_INDEX_CONTRACT)
         try:
-            entry = json.loads(contract.evaluate_transaction("GetRecord", record_id))
+            entry = EmrIndex(self._gateway.get_network(channel), self._chaincode_name).find(record_id)
         except GatewayError as error:
-            if f"record {record_id} not found" in str(error):
-                return None
             raise LedgerError(f"emr_index GetRecord on {channel}: {error}") from None
         except ValueError:
             raise LedgerError(f"emr_index GetRecord on {channel} answered in an unexpected shape") from None
-        if not isinstance(entry, dict) or entry.get("record_id") != record_id:
+        if entry is not None and (not isinstance(entry, dict) or entry.get("record_id") != record_id):
             raise LedgerError(f"emr_index GetRecord on {channel} answered for another record")
         return entry
 

@@ -22,7 +22,7 @@ its index entry's commit; the topology sets it (data_services.orphan_grace).
 
     >>> sweep = service.orphan_sweep(LedgerEmrIndex(gateway))
     >>> sweep.run()            # SweepOutcome(confirmed=.., destroyed=.., kept=..)
-    >>> sweep.run_every(60, stop_event)   # in the service process, a thread
+    >>> sweep.run_every(sweep.interval_s, stop_event)   # in the service process, a thread
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 
 from medfabric.data_service.service_ledger import AuditSink, LedgerError
-from medfabric.data_service.store import BlobStore, KeyStore, PendingPut, PendingPuts, RecordErasedError, StoreError
+from medfabric.data_service.store import BlobStore, KeyStore, PendingPut, PendingPuts, StoreError
 
 _log = logging.getLogger(__name__)
+MAX_INTERVAL_S = 60.0  # a sweep every quarter grace, at least once a minute and at most once a second
 
 
 class IndexLedger(Protocol):
@@ -63,9 +64,15 @@ class OrphanSweep:
 
     def __init__(self, blobs: BlobStore, keys: KeyStore, pending: PendingPuts, index: IndexLedger, audit: AuditSink,
                  channel: str, lock: threading.Lock, grace: timedelta,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] | None = None):
         self._blobs, self._keys, self._pending, self._index, self._audit = blobs, keys, pending, index, audit
-        self._channel, self._lock, self.grace, self._clock = channel, lock, grace, clock
+        self._channel, self._lock, self.grace = channel, lock, grace
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+
+    @property
+    def interval_s(self) -> float:
+        """How often run_every should sweep: a put is settled within about a quarter grace of its grace."""
+        return max(1.0, min(MAX_INTERVAL_S, self.grace.total_seconds() / 4))
 
     def run(self) -> SweepOutcome:
         """Settle every pending put that can be settled now."""
@@ -115,9 +122,7 @@ class OrphanSweep:
     def _destroy(self, put: PendingPut, *, tombstone: bool) -> None:
         try:
             stored = self._keys.get(put.record_id).ciphertext_sha256
-        except RecordErasedError:
-            stored = None
-        except StoreError:  # no key: the store was cut between its blob and its key
+        except StoreError:  # erased already, or no key: the store was cut between its blob and its key
             stored = None
         if tombstone:
             self._keys.erase(put.record_id)

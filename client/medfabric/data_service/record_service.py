@@ -49,6 +49,7 @@ from medfabric.crypto import (
     wrap_key,
 )
 from medfabric.consortium.fabric_id import fabric_client_id
+from medfabric.consortium.topology import DEFAULT_ORPHAN_GRACE_MS
 from medfabric.fl.records import FlRecordId, parse_fl_record_id
 from medfabric.data_service.refusal_budget import RefusalBudget
 from medfabric.data_service.refusal_log import RefusalEntry, RefusalLog
@@ -76,7 +77,7 @@ STATEMENT_MAX_AGE_S = 120
 # A reader fetches right after its decision commits. A revoke counts at once (the grant is read again at fetch);
 # the window bounds how long one decision can be reused.
 DECISION_MAX_AGE = timedelta(minutes=2)
-ORPHAN_GRACE = timedelta(minutes=10)  # the topology's data_services.orphan_grace, when it sets none
+ORPHAN_GRACE = timedelta(milliseconds=DEFAULT_ORPHAN_GRACE_MS)
 _TX_ID = re.compile(r"[0-9a-f]{64}")
 _log = logging.getLogger(__name__)
 
@@ -195,8 +196,7 @@ class RecordService:
         if self._pending is None:
             raise ValueError("this service keeps no pending stores to sweep")
         return OrphanSweep(self._blobs, self._keys, self._pending, index, self._audit,
-                           self._consortium.local_channel, self._records_lock, self._orphan_grace,
-                           clock=clock or (lambda: datetime.now(timezone.utc)))
+                           self._consortium.local_channel, self._records_lock, self._orphan_grace, clock)
 
     def _fetch(self, trail: _Trail, document: dict[str, Any]) -> _Success:
         verified = self._authenticate(trail, document, "fetch", owners_only=False)

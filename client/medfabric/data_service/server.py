@@ -60,7 +60,6 @@ from medfabric.data_service.transport import ConsortiumTlsCas, TlsPeer, server_c
 from medfabric.errors import MedfabricError
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-MAX_SWEEP_INTERVAL_S = 60.0  # the orphan sweep runs at start, then every quarter grace, at least once a minute
 _log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes, TlsPeer], Reply]
@@ -272,9 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         sweep = service.orphan_sweep(LedgerEmrIndex(gateway))
         stop_sweeping = threading.Event()
-        interval_s = max(1.0, min(MAX_SWEEP_INTERVAL_S, sweep.grace.total_seconds() / 4))
-        sweeper = threading.Thread(target=sweep.run_every, args=(interval_s, stop_sweeping), name="orphan-sweep",
-                                   daemon=True)
+        sweeper = threading.Thread(target=sweep.run_every, args=(sweep.interval_s, stop_sweeping),
+                                   name="orphan-sweep", daemon=True)
         port = domain.data_service_port if args.port is None else args.port
         listen = args.listen or topology.host
         try:

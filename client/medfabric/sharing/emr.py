@@ -122,11 +122,9 @@ def put_record(session: Session, payload: Payload, *, publish: bool, record_id: 
     try:
         store_sealed(session, service, record_id, sealed)
     except DataServiceError as error:
-        if error.status is not None and error.status < 500:
-            raise
-        raise DataServiceError(f"storing record {record_id} failed ({error}); nothing was indexed. Put it again: "
-                               "a payload the service kept without its index entry is destroyed by its orphan "
-                               "sweep, and until then the put is refused saying when", error.status) from None
+        raise _unanswered(error, f"storing record {record_id} failed ({error}); nothing was indexed. Put it again: "
+                                 "a payload the service kept without its index entry is destroyed by its orphan "
+                                 "sweep, and until then the put is refused saying when") from None
     entry = index_entry(session, record_id, payload, sealed)
     indexed: dict[str, dict[str, Any]] = {}
     for channel in channels:
@@ -152,6 +150,13 @@ def store_sealed(session: Session, service: DataServiceClient, record_id: str, s
         "blob": base64.b64encode(sealed.blob).decode(),
         "wrapped_key": wrapped.to_dict(),
     })
+
+
+def _unanswered(error: DataServiceError, advice: str) -> DataServiceError:
+    """A refusal (4xx) as it is; an unreachable or failing service (no status, 5xx) as `advice`, same status."""
+    if error.status is not None and error.status < 500:
+        return error
+    return DataServiceError(advice, error.status)
 
 
 def _issued_by(certificate_pem: bytes, ca_pems: list[bytes]) -> bool:
@@ -314,11 +319,9 @@ def _read(session: Session, entry: dict[str, Any], out: Path, decide: Decide) ->
     try:
         delivery = session.data_service(owner.id).fetch(record_id, statement)
     except DataServiceError as error:
-        if error.status is not None and error.status < 500:
-            raise
-        raise DataServiceError(f"fetching record {record_id} failed ({error}); nothing was written. Read it again "
-                               f"once the service answers: a new decision is taken (this one, {decision_tx}, "
-                               "stays on the access log)", error.status) from None
+        raise _unanswered(error, f"fetching record {record_id} failed ({error}); nothing was written. Read it "
+                                 f"again once the service answers: a new decision is taken (this one, "
+                                 f"{decision_tx}, stays on the access log)") from None
     try:
         plaintext = open_delivery(delivery, entry, decision_tx, session.credentials, session.ca_pems(owner.msp_id))
     except DeliveryRejected as rejection:

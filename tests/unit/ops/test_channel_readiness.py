@@ -164,7 +164,7 @@ def test_a_rejoined_consenter_counts_in_step_once_it_has_stayed_so_past_a_heartb
     time = FakeTime()
     restarted = []
 
-    left = channel_readiness.settle_rejoined(topology, public, {public.orderers[0].host_name}, restarted.append,
+    left = channel_readiness.settle_rejoined(public, {public.orderers[0].host_name}, restarted.append,
                                              clock=time.clock, sleep=time.sleep)
 
     assert left == [] and restarted == []
@@ -183,7 +183,7 @@ def test_a_rejoined_consenter_alone_in_a_view_change_is_restarted_until_it_follo
         restarted.append(host)
         metrics[rejoined.operations_address] = consenter(2, current=1, following=1)  # synced, follows
 
-    left = channel_readiness.settle_rejoined(topology, public, {rejoined.host_name}, restart, clock=time.clock,
+    left = channel_readiness.settle_rejoined(public, {rejoined.host_name}, restart, clock=time.clock,
                                              sleep=time.sleep)
 
     assert left == [] and restarted == [rejoined.host_name]
@@ -196,7 +196,7 @@ def test_a_rejoined_consenter_that_stays_out_is_named_after_its_restarts(topolog
     time = FakeTime()
     restarted = []
 
-    left = channel_readiness.settle_rejoined(topology, public, {rejoined.host_name}, restarted.append,
+    left = channel_readiness.settle_rejoined(public, {rejoined.host_name}, restarted.append,
                                              restarts=2, timeout=30, clock=time.clock, sleep=time.sleep)
 
     assert restarted == [rejoined.host_name] * 2
@@ -211,7 +211,7 @@ def test_no_rejoined_consenter_is_in_step_while_the_channel_has_no_quorum(topolo
         metrics[orderer.operations_address] = consenter(2, current=1, following=2)  # a view change under way
     time = FakeTime()
 
-    left = channel_readiness.settle_rejoined(topology, public, {public.orderers[0].host_name}, lambda host: None,
+    left = channel_readiness.settle_rejoined(public, {public.orderers[0].host_name}, lambda host: None,
                                              timeout=20, clock=time.clock, sleep=time.sleep)
 
     assert left == [f"{public.orderers[0].host_name}: not in step, {public.orderers[1].host_name}, "
