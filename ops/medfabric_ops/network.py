@@ -198,13 +198,6 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defa
             for host_name in stuck:
                 nodes.restart_orderer(host_name)
             wait_until_ready(topology, topology.channels, READY_TIMEOUT)
-    for channel in bft_channels:
-        consenters = {orderer.host_name for orderer in channel.orderers}
-        rejoined = (consenters - running_before[channel.name]) | (consenters & set(stuck))
-        if rejoined and rejoined != consenters:  # started again into a channel that went on without them
-            with step(f"rejoined consenters in step ({channel.name})"):
-                for line in settle_rejoined(channel, rejoined, nodes.restart_orderer):
-                    _log.warning(line)
     with step("start chaincode servers"):
         nodes.start_chaincode_servers(package_ids)
     with step("install chaincode"):
@@ -222,6 +215,14 @@ def bring_up(topology: Topology, layout: NetworkLayout, tools: FabricTools, defa
         _concurrently(deploy_all, topology.channels)
     with step("start data services"):
         nodes.start_data_services()  # they decide access with the chaincode, so once it is committed
+    # last: the channel orders without them meanwhile, and every other node is back before this wait
+    for channel in bft_channels:
+        consenters = {orderer.host_name for orderer in channel.orderers}
+        rejoined = (consenters - running_before[channel.name]) | (consenters & set(stuck))
+        if rejoined and rejoined != consenters:  # started again into a channel that went on without them
+            with step(f"rejoined consenters in step ({channel.name})"):
+                for line in settle_rejoined(channel, rejoined, nodes.restart_orderer):
+                    _log.warning(line)
     return step.timings
 
 
