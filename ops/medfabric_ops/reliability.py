@@ -180,13 +180,14 @@ class FaultRun:
         leader_id = votes.most_common(1)[0][0]
         return next(o for o in self.public.orderers if o.consenter_id == leader_id)
 
-    def orderer_head(self, orderer: Orderer) -> tuple[int, str, str]:
-        """(number, previous hash, data hash) of the newest block `orderer` delivers."""
+    def orderer_head(self, orderer: Orderer, number: int | None = None) -> tuple[int, str, str]:
+        """(number, previous hash, data hash) of block `number` as `orderer` delivers it (default: its newest)."""
         admin = PeerAdmin(self.tools, self.topology, self.layout, self.domain.peers[0])
         ca = self.layout.orderer_tls_ca(self.topology.orderer_domain(orderer))
+        which = "newest" if number is None else str(number)
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "newest.block"
-            admin.run("channel", "fetch", "newest", path, "-c", self.public.name, "--orderer", orderer.address,
+            path = Path(folder) / f"{which}.block"
+            admin.run("channel", "fetch", which, path, "-c", self.public.name, "--orderer", orderer.address,
                       "--ordererTLSHostnameOverride", orderer.host_name, "--tls", "--cafile", ca, timeout=30)
             header = common_pb2.Block.FromString(path.read_bytes()).header
         return header.number, header.previous_hash.hex(), header.data_hash.hex()
@@ -226,7 +227,8 @@ def leader_orderer(run: FaultRun) -> FaultResult:
 
 
 def _orderer_in_step(run: FaultRun, orderer: Orderer, reference: Orderer, restarted: float) -> str:
-    """Whether the restarted orderer delivers the reference's newest block (the load has stopped: it stays)."""
+    """Whether the restarted orderer delivers the reference's newest block, the same (the load has stopped: it
+    stays); compared at the reference's block number, since either may be past the other by then."""
     target = run.orderer_head(reference)
     heads: list[tuple[int, str, str]] = []
 
@@ -239,8 +241,10 @@ def _orderer_in_step(run: FaultRun, orderer: Orderer, reference: Orderer, restar
 
     if not poll_until(caught_up, CATCH_UP_TIMEOUT_S):
         return f"not caught up in {CATCH_UP_TIMEOUT_S:g} s (block {heads[-1][0] if heads else None} of {target[0]})"
-    return (f"caught up {time.monotonic() - restarted:.1f} s after restart: block {target[0]}, "
-            f"{'same' if heads[-1] == target else 'DIFFERENT'} previous and data hash as {reference.host_name}")
+    caught_up_s = time.monotonic() - restarted
+    same = (heads[-1] if heads[-1][0] == target[0] else run.orderer_head(orderer, target[0])) == target
+    return (f"caught up {caught_up_s:.1f} s after restart: block {target[0]}, "
+            f"{'same' if same else 'DIFFERENT'} previous and data hash as {reference.host_name}")
 
 
 def peer(run: FaultRun) -> FaultResult:
